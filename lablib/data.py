@@ -1,0 +1,267 @@
+"""Data: the embedded offline domain, and loaders for your own files.
+
+The embedded domain is *number lists*. A seeded generator writes
+
+* a **pretraining corpus**: short documents that describe lists of numbers in prose
+  ("Sorted from smallest to largest, 20, 19, 33, 1 becomes 1, 19, 20, 33."), and
+* **instruction tasks** in the Alpaca format ("Sort the given numbers ..." / "20, 19, 33, 1" /
+  "1, 19, 20, 33") whose answers a few lines of code can check -- the *gold reward* that later
+  labs (reward modelling, PPO, RAFT) are measured against.
+
+Everything is a pure function of a seed and sizes, so every student and CI run sees the same data.
+Loaders for user data (plain text, Alpaca / prompt-completion / preference JSON(L), saved HF
+dataset folders) report a malformed row as ``file:line: what is wrong``.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
+
+
+class DataError(ValueError):
+    """Bad input data, worded as ``where: what``."""
+
+
+# --------------------------------------------------------------------------------------------
+# The embedded domain
+# --------------------------------------------------------------------------------------------
+def _fmt(xs: Sequence[int]) -> str:
+    return ", ".join(str(x) for x in xs)
+
+
+# name -> (instruction, function of the list giving the answer text)
+TASKS: Dict[str, Tuple[str, Callable[[List[int]], str]]] = {
+    "sort_asc": ("Sort the given numbers from smallest to largest.", lambda xs: _fmt(sorted(xs))),
+    "sort_desc": ("Sort the given numbers from largest to smallest.", lambda xs: _fmt(sorted(xs, reverse=True))),
+    "max": ("Find the largest of the given numbers.", lambda xs: str(max(xs))),
+    "min": ("Find the smallest of the given numbers.", lambda xs: str(min(xs))),
+    "sum": ("Add the given numbers together.", lambda xs: str(sum(xs))),
+    "reverse": ("Write the given numbers in reverse order.", lambda xs: _fmt(xs[::-1])),
+    "count": ("Count how many numbers are given.", lambda xs: str(len(xs))),
+}
+
+# Prose templates for the pretraining corpus; {L} is the list, the rest are task answers.
+_SENTENCES = [
+    "Sorted from smallest to largest, {L} becomes {sort_asc}.",
+    "In increasing order the numbers {L} read {sort_asc}.",
+    "Sorted from largest to smallest, {L} becomes {sort_desc}.",
+    "In decreasing order the numbers {L} read {sort_desc}.",
+    "The largest of {L} is {max}.",
+    "The smallest of {L} is {min}.",
+    "Added together, {L} make {sum}.",
+    "The sum of {L} is {sum}.",
+    "Reversed, the list {L} reads {reverse}.",
+    "The list {L} has {count} numbers.",
+]
+_OPENERS = [
+    "A clerk counts the boxes on shelf {s}: {L}.",
+    "Shelf {s} holds crates of {L} items.",
+    "The stock room lists {L} for row {s}.",
+    "Today the tally for aisle {s} is {L}.",
+]
+
+
+def random_list(rng: random.Random, min_n: int, max_n: int, max_value: int) -> List[int]:
+    return [rng.randint(1, max_value) for _ in range(rng.randint(min_n, max_n))]
+
+
+def answers(xs: List[int]) -> Dict[str, str]:
+    """Every task's correct answer for the list ``xs``."""
+    return {name: fn(xs) for name, (_, fn) in TASKS.items()}
+
+
+def make_corpus(n_docs: int, seed: int, min_numbers: int = 3, max_numbers: int = 6,
+                max_value: int = 99) -> List[str]:
+    """``n_docs`` prose documents about number lists, a pure function of the arguments."""
+    rng = random.Random(f"corpus-{seed}")
+    docs = []
+    for _ in range(n_docs):
+        sentences = [rng.choice(_OPENERS).format(s=rng.choice("ABCDEFGH"),
+                                                 L=_fmt(random_list(rng, min_numbers, max_numbers, max_value)))]
+        for _ in range(rng.randint(2, 4)):
+            xs = random_list(rng, min_numbers, max_numbers, max_value)
+            sentences.append(rng.choice(_SENTENCES).format(L=_fmt(xs), **answers(xs)))
+        docs.append(" ".join(sentences))
+    return docs
+
+
+@dataclass(frozen=True)
+class Task:
+    """One instruction task with a code-checkable answer."""
+    kind: str
+    numbers: Tuple[int, ...]
+
+    @property
+    def instruction(self) -> str:
+        return TASKS[self.kind][0]
+
+    @property
+    def input(self) -> str:
+        return _fmt(self.numbers)
+
+    @property
+    def output(self) -> str:
+        return TASKS[self.kind][1](list(self.numbers))
+
+    def as_alpaca(self) -> Dict[str, str]:
+        return {"instruction": self.instruction, "input": self.input, "output": self.output, "kind": self.kind}
+
+    def exact_match(self, response: str) -> bool:
+        return response.strip() == self.output
+
+    def gold_reward(self, response: str) -> float:
+        """1 for the exact answer alone; 0.5 when the first line is right but more text follows; else 0."""
+        text = response.strip()
+        if text == self.output:
+            return 1.0
+        return 0.5 if text.splitlines() and text.splitlines()[0].strip() == self.output else 0.0
+
+
+def make_tasks(n: int, seed: int, kinds: Iterable[str] = tuple(TASKS), min_numbers: int = 3,
+               max_numbers: int = 6, max_value: int = 99) -> List[Task]:
+    """``n`` distinct tasks (no two share kind and numbers), round-robin over ``kinds``."""
+    kinds = list(kinds)
+    unknown = [k for k in kinds if k not in TASKS]
+    if unknown:
+        raise DataError(f"unknown task kind(s) {unknown}; known: {sorted(TASKS)}")
+    rng = random.Random(f"tasks-{seed}")
+    seen, tasks = set(), []
+    for _ in range(n * 50):
+        if len(tasks) == n:
+            break
+        task = Task(kinds[len(tasks) % len(kinds)], tuple(random_list(rng, min_numbers, max_numbers, max_value)))
+        if task not in seen:
+            seen.add(task)
+            tasks.append(task)
+    if len(tasks) < n:
+        raise DataError(f"could only make {len(tasks)} distinct tasks of the {n} asked for; raise data.max_value")
+    return tasks
+
+
+def split(items: Sequence, val_fraction: float, max_val: int | None = None) -> Tuple[list, list]:
+    """Deterministic train/val split (the tail is validation), never empty on either side."""
+    if len(items) < 2:
+        raise DataError(f"need at least 2 examples to split into train and validation, got {len(items)}")
+    n_val = max(1, min(int(round(len(items) * val_fraction)), len(items) - 1))
+    if max_val:
+        n_val = min(n_val, max_val)
+    return list(items[:-n_val]), list(items[-n_val:])
+
+
+# --------------------------------------------------------------------------------------------
+# Loading user data
+# --------------------------------------------------------------------------------------------
+FORMATS: Dict[str, Tuple[str, ...]] = {
+    "alpaca": ("instruction", "output"),  # "input" optional
+    "prompt_completion": ("prompt", "completion"),
+    "preference": ("prompt", "chosen", "rejected"),
+    "messages": ("messages",),
+    "text": ("text",),
+}
+
+
+def _text_files(path: Path) -> List[Path]:
+    if path.is_dir():
+        files = sorted(path.rglob("*.txt"))
+        if not files:
+            raise DataError(f"{path}: folder holds no *.txt files")
+        return files
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    return [path]
+
+
+def load_texts(path: str | Path) -> List[str]:
+    """Plain-text documents: each non-empty line of a file (or of every *.txt file in a folder)."""
+    docs = [line.strip() for f in _text_files(Path(path))
+            for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not docs:
+        raise DataError(f"{path}: no non-empty lines")
+    return docs
+
+
+def _rows(path: Path) -> Iterable[Tuple[str, object]]:
+    """(location, row) for a JSONL file (location file:line) or a JSON array (file:item N)."""
+    if path.suffix == ".jsonl":
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    yield f"{path}:{i}", json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+        return
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
+    for i, row in enumerate(data):
+        yield f"{path}:item {i}", row
+
+
+def load_records(path: str | Path, fmt: str) -> List[Dict]:
+    """Records of one of :data:`FORMATS` from JSON or JSONL; the first bad row fails with its location."""
+    if fmt not in FORMATS:
+        raise DataError(f"unknown data format {fmt!r}; known: {sorted(FORMATS)}")
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.suffix not in (".json", ".jsonl"):
+        raise DataError(f"{path}: expected a .json or .jsonl file")
+    records = []
+    for where, row in _rows(path):
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected an object, got {type(row).__name__}")
+        for key in FORMATS[fmt]:
+            if key not in row:
+                raise DataError(f"{where}: missing field {key!r} (format {fmt} needs {list(FORMATS[fmt])})")
+            if key != "messages" and not isinstance(row[key], str):
+                raise DataError(f"{where}: field {key!r} must be a string, got {type(row[key]).__name__}")
+            if key != "messages" and key != "prompt" and not row[key].strip():
+                raise DataError(f"{where}: field {key!r} is empty")
+        if fmt == "preference" and row["chosen"].strip() == row["rejected"].strip():
+            raise DataError(f"{where}: 'chosen' and 'rejected' are identical")
+        records.append(row)
+    if not records:
+        raise DataError(f"{path}: no records")
+    return records
+
+
+def load_hf_folder(path: str | Path, text_field: str = "text") -> List[str]:
+    """The ``text_field`` column of a dataset saved with ``Dataset.save_to_disk`` (train split if a dict)."""
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        ds = load_from_disk(str(path))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not a saved Hugging Face dataset folder") from None
+    if isinstance(ds, DatasetDict):
+        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    if text_field not in ds.column_names:
+        raise DataError(f"{path}: no column {text_field!r} (data.text_field); columns: {ds.column_names}")
+    return [t for t in ds[text_field] if t and t.strip()]
+
+
+def load_hub(name: str, text_field: str = "text") -> List[str]:
+    """Online only: a hub dataset's train split. Offline (HF_DATASETS_OFFLINE=1) this fails fast."""
+    from datasets import load_dataset
+
+    ds = load_dataset(name, split="train")
+    return [t for t in ds[text_field] if t and t.strip()]
+
+
+def pretraining_corpus(data_cfg, seed: int) -> Tuple[List[str], List[str]]:
+    """Train and validation documents for ``cfg.data`` (synthetic by default)."""
+    if data_cfg.source == "synthetic":
+        docs = make_corpus(data_cfg.n_docs, seed, data_cfg.min_numbers, data_cfg.max_numbers, data_cfg.max_value)
+    elif data_cfg.source == "text":
+        docs = load_texts(data_cfg.path)
+    elif data_cfg.source == "hf":
+        docs = load_hf_folder(data_cfg.path, data_cfg.text_field)
+    else:
+        docs = load_hub(data_cfg.path, data_cfg.text_field)
+    return split(docs, data_cfg.val_fraction, data_cfg.max_val_docs)

@@ -1,0 +1,19 @@
+"""Plots the labs show (matplotlib; each returns its figure)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+
+def loss_curves(history: list, baseline: float | None = None, title: str = "Loss"):
+    """Train and validation loss per step, with an optional horizontal baseline."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for key, style in (("train_loss", "-"), ("val_loss", "o-")):
+        pts = [(r["step"], r[key]) for r in history if key in r]
+        if pts:
+            ax.plot(*zip(*pts), style, label=key.replace("_", " "), markersize=4)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", label="unigram baseline")
+    ax.set(xlabel="step", ylabel="loss (nats/token)", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

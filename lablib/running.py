@@ -1,0 +1,280 @@
+"""Running the course: the manifest, run folders, and the papermill runner.
+
+``lab run 01 02 profile=smoke`` validates everything first -- lab names, overrides (against the
+structured config), upstream artifacts -- and only then starts kernels, one lab at a time in
+dependency order. Each lab writes a run folder::
+
+    runs/<profile>/<id>_<name>/
+        notebook.ipynb   the executed lab          config.yaml   the resolved config
+        metrics.json     what the lab measured     artifacts/    models, datasets (save_pretrained folders)
+        fingerprint      hash of config + notebook + lablib + upstream fingerprints
+
+A lab whose fingerprint is unchanged is skipped unless forced. A lab runs in a ``.partial`` folder
+that replaces the old run folder only when it succeeds: a failure keeps the previous good run and
+leaves the failed notebook beside it, naming the cell that failed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from omegaconf import OmegaConf
+
+from . import config as config_mod
+
+
+class RunError(RuntimeError):
+    """A problem found before or while running labs, worded as one line."""
+
+
+# --------------------------------------------------------------------------------------------
+# The manifest
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LabSpec:
+    id: str
+    name: str
+    title: str
+    notebook: str
+    config: str
+    consumes: Dict[str, str] = field(default_factory=dict)  # input name -> "LAB_ID/ARTIFACT"
+    produces: List[str] = field(default_factory=list)
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.id}_{self.name}"
+
+    @property
+    def notebook_path(self) -> Path:
+        return config_mod.home() / self.notebook
+
+
+@dataclass
+class Manifest:
+    labs: List[LabSpec] = field(default_factory=list)
+
+
+def manifest() -> List[LabSpec]:
+    """The labs of ``conf/course.yaml`` in order, checked: unique ids, upstreams earlier and real."""
+    path = config_mod.conf_dir() / "course.yaml"
+    try:
+        raw = OmegaConf.merge(OmegaConf.structured(Manifest), OmegaConf.load(path))
+    except Exception as exc:
+        raise RunError(f"{path}: {config_mod._one_line(exc)}") from None
+    labs = [LabSpec(**OmegaConf.to_container(lab)) for lab in raw.labs]
+    seen: Dict[str, LabSpec] = {}
+    for lab in labs:
+        if lab.id in seen:
+            raise RunError(f"{path}: lab id {lab.id!r} appears twice")
+        for name, ref in lab.consumes.items():
+            up_id, _, artifact = ref.partition("/")
+            if up_id not in seen or artifact not in seen[up_id].produces:
+                raise RunError(f"{path}: lab {lab.id} consumes {name}={ref!r}, which no earlier lab produces")
+        seen[lab.id] = lab
+    return labs
+
+
+def find_lab(key: str) -> LabSpec:
+    """A lab by id ("01", "1") or name ("pretraining")."""
+    labs = manifest()
+    for lab in labs:
+        if key in (lab.id, lab.name, lab.dirname) or (key.isdigit() and int(key) == int(lab.id)):
+            return lab
+    raise RunError(f"unknown lab {key!r}; labs: {', '.join(f'{lab.id} ({lab.name})' for lab in labs)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Run folders
+# --------------------------------------------------------------------------------------------
+def runs_root(root: str | Path | None = None) -> Path:
+    if root is not None:
+        return Path(root).resolve()
+    return Path(os.environ.get("LABLIB_RUNS", config_mod.home() / "runs")).resolve()
+
+
+def run_dir(lab: LabSpec, profile: str, root: str | Path | None = None) -> Path:
+    return runs_root(root) / profile / lab.dirname
+
+
+def upstream_paths(lab: LabSpec, profile: str, root: str | Path | None = None) -> Dict[str, Path]:
+    """Where each of ``lab``'s inputs lives: ``<runs>/<profile>/<upstream>/artifacts/<artifact>``."""
+    out = {}
+    for name, ref in lab.consumes.items():
+        up_id, _, artifact = ref.partition("/")
+        out[name] = run_dir(find_lab(up_id), profile, root) / "artifacts" / artifact
+    return out
+
+
+def compose(lab: LabSpec, overrides: Sequence[str], root: str | Path | None = None):
+    """The lab's validated config with its upstream artifacts filled into ``cfg.inputs``."""
+    cfg = config_mod.load(lab.config, overrides)
+    inputs = {k: str(v) for k, v in upstream_paths(lab, cfg.profile, root).items()}
+    OmegaConf.set_readonly(cfg, False)
+    cfg.inputs = inputs
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def _sha(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def notebook_code(path: Path) -> str:
+    """The code of a notebook's cells (what decides its results; prose and outputs do not)."""
+    import nbformat  # imported here: it costs ~2 s (jsonschema) that a lab kernel need not pay
+
+    nb = nbformat.read(str(path), as_version=4)
+    return "\n\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def lablib_code() -> str:
+    pkg = Path(__file__).resolve().parent
+    return "".join(p.read_text() for p in sorted(pkg.rglob("*.py")))
+
+
+def read_fingerprint(folder: Path) -> Optional[str]:
+    f = folder / "fingerprint"
+    return f.read_text().strip() if f.exists() else None
+
+
+# --------------------------------------------------------------------------------------------
+# Planning and running
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Step:
+    lab: LabSpec
+    cfg: object
+    folder: Path
+    fingerprint: str
+    fresh: bool  # an up-to-date run folder exists
+
+
+def plan(keys: Sequence[str], overrides: Sequence[str] = (), root: str | Path | None = None) -> List[Step]:
+    """Check everything a run needs, start nothing. Raises :class:`RunError` on the first problem."""
+    labs = manifest()
+    wanted = {find_lab(k).id for k in keys} if keys else {lab.id for lab in labs}
+    steps: Dict[str, Step] = {}
+    for lab in labs:  # manifest order is a dependency order (checked in manifest())
+        if lab.id not in wanted:
+            continue
+        if not lab.notebook_path.exists():
+            raise RunError(f"lab {lab.id}: notebook {lab.notebook} not found")
+        try:
+            cfg = compose(lab, overrides, root)
+        except config_mod.ConfigError as exc:
+            raise RunError(f"lab {lab.id}: {exc}") from None
+        upstream_prints = []
+        for name, ref in lab.consumes.items():
+            up_id = ref.partition("/")[0]
+            path = Path(cfg.inputs[name])
+            if up_id in steps:
+                upstream_prints.append(steps[up_id].fingerprint)
+            elif path.exists():
+                upstream_prints.append(read_fingerprint(path.parent.parent) or "unknown")
+            else:
+                raise RunError(f"lab {lab.id} needs {name} from lab {up_id}: {path} does not exist "
+                               f"(run `lab run {up_id} profile={cfg.profile}` first, or both together)")
+        conf_text = config_mod.summary(cfg)
+        fp = _sha(conf_text, notebook_code(lab.notebook_path), lablib_code(), *upstream_prints)
+        folder = run_dir(lab, cfg.profile, root)
+        fresh = read_fingerprint(folder) == fp and (folder / "metrics.json").exists()
+        steps[lab.id] = Step(lab, cfg, folder, fp, fresh)
+    return list(steps.values())
+
+
+def execute(step: Step, overrides: Sequence[str], root: str | Path | None = None, progress: bool = True) -> Path:
+    """Run one lab's notebook with papermill into a partial folder, then swap it in atomically."""
+    import papermill
+    from filelock import FileLock
+
+    final = step.folder
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final.parent / f".{final.name}.lock")):
+        if read_fingerprint(final) == step.fingerprint and (final / "metrics.json").exists():
+            return final  # another process finished it while we waited
+        partial = final.parent / f".{final.name}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        out_nb = partial / "notebook.ipynb"
+        try:
+            papermill.execute_notebook(
+                str(step.lab.notebook_path), str(out_nb), kernel_name="python3", progress_bar=progress,
+                parameters={"overrides": list(overrides), "run_dir": str(partial), "runs_root": str(runs_root(root))},
+                cwd=str(partial))
+        except papermill.PapermillExecutionError as exc:
+            failed = final.parent / f"{final.name}.failed.ipynb"
+            if out_nb.exists():
+                shutil.copyfile(out_nb, failed)
+            shutil.rmtree(partial, ignore_errors=True)
+            kept = "the previous run is kept" if final.exists() else "nothing was kept"
+            raise RunError(f"lab {step.lab.id} ({step.lab.name}) failed in cell {exc.exec_count}: "
+                           f"{exc.ename}: {exc.evalue} -- see {failed}; {kept}") from None
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        missing = [a for a in step.lab.produces if not (partial / "artifacts" / a).exists()]
+        if missing or not (partial / "metrics.json").exists():
+            shutil.rmtree(partial, ignore_errors=True)
+            raise RunError(f"lab {step.lab.id} ran but did not write "
+                           f"{', '.join(['metrics.json'] * (not (partial / 'metrics.json').exists()) + [f'artifacts/{a}' for a in missing])}")
+        (partial / "fingerprint").write_text(step.fingerprint + "\n")
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        if final.exists():
+            final.rename(old)
+        partial.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def run(keys: Sequence[str] = (), overrides: Sequence[str] = (), root: str | Path | None = None,
+        force: bool = False, progress: bool = True, echo=print) -> List[dict]:
+    """Plan, then execute each lab that is not fresh (or all with ``force``). Returns one row per lab."""
+    steps = plan(keys, overrides, root)
+    rows = []
+    for step in steps:
+        name = f"{step.lab.id} {step.lab.name}"
+        if step.fresh and not force:
+            echo(f"[{name}] up to date: {step.folder}")
+            rows.append({"lab": step.lab.id, "status": "cached", "folder": str(step.folder)})
+            continue
+        echo(f"[{name}] running ({step.cfg.profile} profile) ...")
+        start = time.perf_counter()
+        folder = execute(step, overrides, root, progress)
+        seconds = time.perf_counter() - start
+        echo(f"[{name}] done in {seconds:.1f} s: {folder}")
+        rows.append({"lab": step.lab.id, "status": "ran", "seconds": seconds, "folder": str(folder)})
+    return rows
+
+
+def status(overrides: Sequence[str] = (), root: str | Path | None = None) -> List[dict]:
+    """Every lab with its state for the given profile: not run, done, stale or failed."""
+    rows = []
+    cfg_profile = None
+    for lab in manifest():
+        cfg = compose(lab, overrides, root)
+        cfg_profile = cfg.profile
+        folder = run_dir(lab, cfg.profile, root)
+        if (folder.parent / f"{folder.name}.failed.ipynb").exists() and not folder.exists():
+            state = "failed"
+        elif not (folder / "metrics.json").exists():
+            state = "not run"
+        else:
+            try:
+                state = "done" if plan([lab.id], overrides, root)[0].fresh else "stale"
+            except RunError:
+                state = "stale"
+        metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").exists() else {}
+        rows.append({"id": lab.id, "name": lab.name, "profile": cfg_profile, "status": state,
+                     "consumes": ", ".join(lab.consumes.values()) or "-", "produces": ", ".join(lab.produces) or "-",
+                     "metrics": metrics})
+    return rows

@@ -1,0 +1,77 @@
+"""The notebook side of a lab: config, seeds, run folder, artifacts and metrics.
+
+A lab's first code cell is ``lab = lablib.start("01", overrides, run_dir, runs_root)``. Run by the runner,
+the three values come from papermill; opened in Jupyter, the defaults find the config, the upstream
+artifacts under ``runs/<profile>/`` and write this lab's folder there.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import OmegaConf
+
+from . import running
+
+TMP = ":tmp:"  # run_dir value meaning "a fresh temporary folder" (the golden-output tests use it)
+
+
+class Lab:
+    def __init__(self, spec: running.LabSpec, cfg, folder: Path):
+        self.spec, self.cfg, self.dir = spec, cfg, folder
+        self.metrics: dict = {}
+
+    def artifact(self, name: str) -> Path:
+        return self.dir / "artifacts" / name
+
+    def save_model(self, model, tokenizer, name: str = "model") -> Path:
+        """``save_pretrained`` model and tokenizer into ``artifacts/<name>``, atomically."""
+        final = self.artifact(name)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}-"))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        return final
+
+    def log(self, **metrics) -> dict:
+        for key, value in metrics.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"lab {self.spec.id}: metric {key} is {value}")
+            self.metrics[key] = value
+        return self.metrics
+
+    def finish(self) -> dict:
+        """Write ``metrics.json`` (the runner treats a lab without it as failed)."""
+        (self.dir / "metrics.json").write_text(json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
+        return self.metrics
+
+
+def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = None,
+          runs_root: str | None = None) -> Lab:
+    """Compose and validate the lab's config, check its inputs exist, seed everything, open its run folder."""
+    from transformers import set_seed
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Writing model shards" bars are noise in a lab's output
+
+    spec = running.find_lab(lab_key)
+    cfg = running.compose(spec, overrides or [], runs_root)
+    for name, path in cfg.inputs.items():
+        if not Path(path).exists():
+            raise running.RunError(f"lab {spec.id} needs {name} from an earlier lab: {path} does not exist "
+                                   f"(run `lab run {spec.consumes[name].split('/')[0]} profile={cfg.profile}`)")
+    if run_dir == TMP:
+        folder = Path(tempfile.mkdtemp(prefix=f"lab{spec.id}-"))
+    else:
+        folder = Path(run_dir) if run_dir else running.run_dir(spec, cfg.profile, runs_root)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    set_seed(cfg.seed)
+    return Lab(spec, cfg, folder)

@@ -1,0 +1,118 @@
+import json
+
+import pytest
+
+from lablib import data
+
+
+def test_corpus_is_a_pure_function_of_the_seed():
+    assert data.make_corpus(20, seed=0) == data.make_corpus(20, seed=0)
+    assert data.make_corpus(20, seed=0) != data.make_corpus(20, seed=1)
+
+
+def test_corpus_sentences_state_true_facts():
+    doc = data.make_corpus(200, seed=0)
+    sentences = [s for d in doc for s in d.split(". ") if s.startswith("Sorted from smallest to largest")]
+    assert sentences
+    for s in sentences:
+        given, result = s.removeprefix("Sorted from smallest to largest, ").rstrip(".").split(" becomes ")
+        assert sorted(int(x) for x in given.split(", ")) == [int(x) for x in result.split(", ")]
+
+
+@pytest.mark.parametrize("kind, numbers, answer", [
+    ("sort_asc", (20, 19, 33, 1), "1, 19, 20, 33"),
+    ("sort_desc", (20, 19, 33, 1), "33, 20, 19, 1"),
+    ("max", (20, 19, 33, 1), "33"),
+    ("min", (20, 19, 33, 1), "1"),
+    ("sum", (20, 19, 33, 1), "73"),
+    ("reverse", (20, 19, 33, 1), "1, 33, 19, 20"),
+    ("count", (20, 19, 33, 1), "4"),
+])
+def test_task_answers(kind, numbers, answer):
+    task = data.Task(kind, numbers)
+    assert task.output == answer and task.input == "20, 19, 33, 1"
+    assert task.as_alpaca()["instruction"].endswith(".")
+
+
+def test_gold_reward_and_exact_match():
+    task = data.Task("sort_asc", (3, 1, 2))
+    assert task.gold_reward(" 1, 2, 3\n") == 1.0 and task.exact_match("1, 2, 3")
+    assert task.gold_reward("1, 2, 3\nbecause I sorted them") == 0.5
+    assert task.gold_reward("3, 2, 1") == 0.0 and not task.exact_match("3, 2, 1")
+
+
+def test_tasks_are_distinct_deterministic_and_cover_kinds():
+    tasks = data.make_tasks(70, seed=0)
+    assert len(set(tasks)) == 70 and tasks == data.make_tasks(70, seed=0)
+    assert {t.kind for t in tasks} == set(data.TASKS)
+    with pytest.raises(data.DataError, match="unknown task kind"):
+        data.make_tasks(3, seed=0, kinds=["sort_asc", "median"])
+    with pytest.raises(data.DataError, match="distinct"):
+        data.make_tasks(50, seed=0, kinds=["count"], min_numbers=3, max_numbers=3)
+
+
+def test_split_is_disjoint_and_never_empty():
+    train, val = data.split(list(range(10)), 0.01)
+    assert len(val) == 1 and set(train).isdisjoint(val) and len(train) + len(val) == 10
+    assert len(data.split(list(range(100)), 0.5, max_val=7)[1]) == 7
+    with pytest.raises(data.DataError):
+        data.split([1], 0.1)
+
+
+def write(path, rows):
+    path.write_text("\n".join(json.dumps(r) if not isinstance(r, str) else r for r in rows) + "\n")
+    return path
+
+
+def test_alpaca_jsonl_loads_and_bad_row_names_file_and_line(tmp_path):
+    good = {"instruction": "Sort.", "input": "2, 1", "output": "1, 2"}
+    assert data.load_records(write(tmp_path / "a.jsonl", [good, good]), "alpaca") == [good, good]
+    bad = write(tmp_path / "b.jsonl", [good, {"instruction": "Sort."}])
+    with pytest.raises(data.DataError, match=r"b\.jsonl:2: missing field 'output'"):
+        data.load_records(bad, "alpaca")
+    broken = write(tmp_path / "c.jsonl", [good, "{not json"])
+    with pytest.raises(data.DataError, match=r"c\.jsonl:2: not valid JSON"):
+        data.load_records(broken, "alpaca")
+
+
+def test_json_array_and_other_formats(tmp_path):
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps([{"prompt": "q", "completion": "a"}, {"prompt": "q", "completion": 3}]))
+    with pytest.raises(data.DataError, match=r"p\.json:item 1: field 'completion' must be a string"):
+        data.load_records(p, "prompt_completion")
+    pref = write(tmp_path / "pref.jsonl", [{"prompt": "q", "chosen": "a", "rejected": " a "}])
+    with pytest.raises(data.DataError, match="identical"):
+        data.load_records(pref, "preference")
+    empty = write(tmp_path / "e.jsonl", [{"prompt": "q", "completion": "  "}])
+    with pytest.raises(data.DataError, match="e.jsonl:1: field 'completion' is empty"):
+        data.load_records(empty, "prompt_completion")
+    with pytest.raises(data.DataError, match="no such file"):
+        data.load_records(tmp_path / "missing.jsonl", "alpaca")
+
+
+def test_text_files_and_folders(tmp_path):
+    (tmp_path / "a.txt").write_text("one\n\ntwo\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("three\n")
+    assert data.load_texts(tmp_path / "a.txt") == ["one", "two"]
+    assert data.load_texts(tmp_path) == ["one", "two", "three"]
+    with pytest.raises(data.DataError, match="no such file"):
+        data.load_texts(tmp_path / "nope")
+
+
+def test_saved_hf_dataset_folder(tmp_path):
+    from datasets import Dataset
+
+    Dataset.from_dict({"body": ["x y", "", "z"]}).save_to_disk(str(tmp_path / "ds"))
+    assert data.load_hf_folder(tmp_path / "ds", "body") == ["x y", "z"]
+    with pytest.raises(data.DataError, match="no column 'text'"):
+        data.load_hf_folder(tmp_path / "ds")
+
+
+def test_pretraining_corpus_from_a_text_file(tmp_path):
+    from lablib import config
+
+    (tmp_path / "c.txt").write_text("\n".join(f"doc {i}" for i in range(20)))
+    cfg = config.load("lab01", ["data=text", f"data.path={tmp_path / 'c.txt'}", "data.val_fraction=0.25"])
+    train, val = data.pretraining_corpus(cfg.data, cfg.seed)
+    assert len(train) == 15 and val == [f"doc {i}" for i in range(15, 20)]
