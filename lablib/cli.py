@@ -4,6 +4,7 @@
     lab show LAB [overrides]          a lab's resolved config
     lab run [LAB ...] [overrides]     run labs (all by default) in dependency order with papermill
     lab goldens [LAB ...]             re-execute labs under `smoke` and store them as nbval goldens
+    lab book [overrides]              build the course website from executed labs (default profile=smoke)
 
 Overrides are Hydra's: ``profile=smoke``, ``train.max_steps=100``, ``model=smollm2``, ``seed=1``.
 Errors are one line on stderr and exit status 2; nothing runs before everything has been checked.
@@ -57,12 +58,22 @@ def cmd_goldens(args) -> None:
         print(f"wrote {path}")
 
 
+def cmd_book(args) -> None:
+    from . import book
+
+    _, overrides = _split(args.items)
+    if not any(o.startswith("profile=") for o in overrides):
+        overrides = ["profile=smoke", *overrides]
+    book.build(overrides, args.runs)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=None, help="runs folder (default: $LABLIB_RUNS or ./runs)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn, help_ in (("list", cmd_list, "labs and their state"), ("show", cmd_show, "a lab's resolved config"),
-                            ("run", cmd_run, "run labs with papermill"), ("goldens", cmd_goldens, "regenerate nbval goldens")):
+                            ("run", cmd_run, "run labs with papermill"), ("goldens", cmd_goldens, "regenerate nbval goldens"),
+                            ("book", cmd_book, "build the course website")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("items", nargs="*", metavar="LAB|key=value")
         p.set_defaults(fn=fn)

@@ -88,6 +88,23 @@ def make_corpus(n_docs: int, seed: int, min_numbers: int = 3, max_numbers: int =
     return docs
 
 
+ALPACA_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
+ALPACA_NO_INPUT = (
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Response:\n")
+
+
+def alpaca_prompt(instruction: str, input: str = "") -> str:
+    """The Stanford Alpaca prompt; the response follows it directly."""
+    if input.strip():
+        return ALPACA_WITH_INPUT.format(instruction=instruction, input=input)
+    return ALPACA_NO_INPUT.format(instruction=instruction)
+
+
 @dataclass(frozen=True)
 class Task:
     """One instruction task with a code-checkable answer."""
@@ -105,6 +122,10 @@ class Task:
     @property
     def output(self) -> str:
         return TASKS[self.kind][1](list(self.numbers))
+
+    @property
+    def prompt(self) -> str:
+        return alpaca_prompt(self.instruction, self.input)
 
     def as_alpaca(self) -> Dict[str, str]:
         return {"instruction": self.instruction, "input": self.input, "output": self.output, "kind": self.kind}

@@ -116,3 +116,11 @@ def test_pretraining_corpus_from_a_text_file(tmp_path):
     cfg = config.load("lab01", ["data=text", f"data.path={tmp_path / 'c.txt'}", "data.val_fraction=0.25"])
     train, val = data.pretraining_corpus(cfg.data, cfg.seed)
     assert len(train) == 15 and val == [f"doc {i}" for i in range(15, 20)]
+
+
+def test_alpaca_prompt_template():
+    task = data.Task("sort_asc", (20, 19, 33, 1))
+    assert task.prompt.startswith("Below is an instruction that describes a task, paired with an input")
+    assert task.prompt.endswith("### Instruction:\nSort the given numbers from smallest to largest.\n\n"
+                                "### Input:\n20, 19, 33, 1\n\n### Response:\n")
+    assert "### Input" not in data.alpaca_prompt("Say hello.")

@@ -1,0 +1,118 @@
+"""The course website: a Jupyter Book (1.x, Sphinx) built offline from the executed labs.
+
+``lab book [profile=smoke]`` runs the labs (or reuses up-to-date runs), then stages a book folder:
+
+* the hand-written pages in ``book/`` (introduction, setup, instructors),
+* one chapter per lab: the notebook executed by papermill, with its plots and tables,
+* ``reference.md``, generated from ``lablib``'s docstrings (read with ``ast``, nothing imported),
+* MathJax 3, vendored from npm, so that math renders with no network,
+
+and builds it with the ``jupyter-book`` of its own virtual environment (``.venv-book``: Jupyter Book 1
+pins other versions than the lab stack). The site lands in ``book/_build/html``.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import config as config_mod
+from . import running
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def book_src() -> Path:
+    return config_mod.home() / "book"
+
+
+def jupyter_book() -> Path:
+    exe = Path(os.environ.get("LABLIB_BOOK_VENV", config_mod.home() / ".venv-book")) / "bin" / "jupyter-book"
+    if not exe.exists():
+        raise running.RunError(f"{exe} not found: run `make book-setup` (Jupyter Book 1 lives in its own venv)")
+    return exe
+
+
+def mathjax_dir() -> Path:
+    es5 = Path(os.environ.get("LABLIB_BOOK_VENV", config_mod.home() / ".venv-book")) / "npm" / "node_modules" / "mathjax" / "es5"
+    if not (es5 / "tex-chtml.js").exists():
+        raise running.RunError(f"MathJax not found at {es5}: run `make book-setup`")
+    return es5
+
+
+def reference_markdown() -> str:
+    """A page per module: its docstring, then each public function's and class's signature and docstring."""
+    lines = ["# Reference: `lablib`", "",
+             "Generated from the docstrings of the library every lab calls (`lab book` rebuilds it).", ""]
+    pkg = Path(__file__).resolve().parent
+    for path in sorted(pkg.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        tree = ast.parse(path.read_text())
+        lines += [f"## `lablib.{path.stem}`", "", ast.get_docstring(tree) or "", ""]
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                doc = ast.get_docstring(node)
+                if not doc:
+                    continue
+                kind = "class" if isinstance(node, ast.ClassDef) else "def"
+                args = "" if kind == "class" else f"({ast.unparse(node.args)})"
+                lines += [f"### `{node.name}`", "", f"```python\n{kind} {node.name}{args}\n```", "", doc, ""]
+    return "\n".join(lines) + "\n"
+
+
+def toc(labs: Sequence[running.LabSpec]) -> str:
+    chapters = "\n".join(f"      - file: labs/{lab.dirname}" for lab in labs)
+    return ("format: jb-book\nroot: intro\nparts:\n"
+            "  - caption: Getting started\n    chapters:\n      - file: setup\n"
+            f"  - caption: Labs\n    chapters:\n{chapters}\n"
+            "  - caption: For instructors\n    chapters:\n      - file: instructors\n      - file: reference\n")
+
+
+def stage_notebook(src: Path, dst: Path) -> None:
+    """Copy an executed lab for the book: drop the injected parameters (machine paths) and widget outputs
+    (they would pull widget scripts from a CDN); the static outputs stay."""
+    import nbformat
+
+    nb = nbformat.read(str(src), as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET_MIME not in o.get("data", {})]
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, str(dst))
+
+
+def build(overrides: Sequence[str] = ("profile=smoke",), root: str | Path | None = None,
+          out: str | Path | None = None, echo=print) -> Path:
+    """Run the labs (cached), stage the book and build it; returns the folder holding ``index.html``."""
+    exe, mathjax = jupyter_book(), mathjax_dir()  # fail before any work
+    start = time.perf_counter()
+    labs = running.manifest()
+    running.run([], overrides, root, progress=False, echo=echo)
+    profile = running.compose(labs[0], overrides, root).profile
+    out = Path(out) if out else book_src() / "_build"
+    stage = out / "src"
+    shutil.rmtree(stage, ignore_errors=True)
+    shutil.copytree(book_src(), stage, ignore=shutil.ignore_patterns("_build"))
+    (stage / "labs").mkdir()
+    for lab in labs:
+        stage_notebook(running.run_dir(lab, profile, root) / "notebook.ipynb", stage / "labs" / f"{lab.dirname}.ipynb")
+    (stage / "_toc.yml").write_text(toc(labs))
+    (stage / "reference.md").write_text(reference_markdown())
+    shutil.copytree(mathjax, stage / "_vendor" / "mathjax")
+    html = out / "html"
+    shutil.rmtree(html, ignore_errors=True)
+    proc = subprocess.run([str(exe), "build", str(stage), "--path-output", str(out / "jb"), "--warningiserror",
+                           "--keep-going"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise running.RunError(f"jupyter-book build failed: {(proc.stdout + proc.stderr).strip().splitlines()[-1]}"
+                               f" (full log: rerun {exe} build {stage})")
+    shutil.move(str(out / "jb" / "_build" / "html"), html)
+    shutil.rmtree(out / "jb", ignore_errors=True)
+    echo(f"book built in {time.perf_counter() - start:.1f} s: {html / 'index.html'}")
+    return html

@@ -1,0 +1,40 @@
+"""The shipped pretrained model loads offline; the benchmark runs and prints its figures."""
+import json
+import subprocess
+import sys
+
+import torch
+
+from lablib import config, models
+
+
+def test_smollm2_converts_once_loads_offline_and_is_a_real_model():
+    cfg = config.load("lab01", ["model=smollm2", "profile=smoke"])
+    folder = models.smollm2_dir()
+    assert (folder / "config.json").exists() and models.smollm2_dir() == folder  # cached
+    model, tok = models.load_pretrained(cfg.model)
+    assert len(tok) == 49152 and tok.eos_token == "<|im_end|>"
+    assert 134_000_000 < models.count_params(model)["total"] < 135_000_000
+    ids = tok("The capital of France is", return_tensors="pt")
+    with torch.no_grad():
+        loss = model(**ids, labels=ids["input_ids"]).loss.item()
+    assert loss < 6.0  # a random 49k-vocab model scores ~10.8 nats/token
+
+
+def test_a_missing_model_folder_is_a_one_line_error(tmp_path):
+    cfg = config.load("lab01", ["model.source=path", f"model.path={tmp_path}"])
+    try:
+        models.load_pretrained(cfg.model)
+    except models.ModelError as exc:
+        assert str(exc) == f"{tmp_path}: not a saved model folder (no config.json)"
+    else:
+        raise AssertionError("expected ModelError")
+
+
+def test_bench_quick_prints_the_overhead_ratio(tmp_path):
+    out = subprocess.run([sys.executable, str(config.home() / "bench" / "run.py"), "--quick", "--json",
+                          str(tmp_path / "b.json")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ratio lablib/bare" in out.stdout
+    result = json.loads((tmp_path / "b.json").read_text())["overhead"]
+    assert result["bare_tokens_per_s"] > 0 and 0.2 < result["ratio"] < 5
