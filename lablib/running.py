@@ -222,11 +222,11 @@ def execute(step: Step, overrides: Sequence[str], root: str | Path | None = None
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        missing = [a for a in step.lab.produces if not (partial / "artifacts" / a).exists()]
-        if missing or not (partial / "metrics.json").exists():
+        expected = ["metrics.json"] + [f"artifacts/{a}" for a in step.lab.produces]
+        missing = [name for name in expected if not (partial / name).exists()]
+        if missing:
             shutil.rmtree(partial, ignore_errors=True)
-            raise RunError(f"lab {step.lab.id} ran but did not write "
-                           f"{', '.join(['metrics.json'] * (not (partial / 'metrics.json').exists()) + [f'artifacts/{a}' for a in missing])}")
+            raise RunError(f"lab {step.lab.id} ran but did not write {', '.join(missing)}; nothing was replaced")
         (partial / "fingerprint").write_text(step.fingerprint + "\n")
         old = final.parent / f".{final.name}.old-{os.getpid()}"
         if final.exists():

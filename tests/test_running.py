@@ -124,3 +124,12 @@ def test_cli_show_and_list():
     assert out.returncode == 0 and "max_steps: 3" in out.stdout and "profile: smoke" in out.stdout
     out = lab_cli("--runs", "/nonexistent-runs", "list", "profile=smoke")
     assert out.returncode == 0 and "01   pretraining    not run" in out.stdout
+
+
+def test_a_lab_that_forgets_its_artifact_replaces_nothing(home):
+    nb = nbformat.read(str(home / "labs" / "first.ipynb"), as_version=4)
+    nb.cells[1].source = nb.cells[1].source.replace('out = lab.artifact("thing")', 'out = lab.artifact("other")')
+    nbformat.write(nb, str(home / "labs" / "first.ipynb"))
+    with pytest.raises(running.RunError, match="lab 01 ran but did not write artifacts/thing; nothing was replaced"):
+        running.run(["01"], ["profile=smoke"], progress=False, echo=lambda *_: None)
+    assert not (home / "runs" / "smoke" / "01_first").exists()
