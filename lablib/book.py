@@ -30,15 +30,20 @@ def book_src() -> Path:
     return config_mod.home() / "book"
 
 
+def book_venv() -> Path:
+    """The virtual environment holding Jupyter Book 1 and the npm-vendored MathJax (``make book-setup``)."""
+    return Path(os.environ.get("LABLIB_BOOK_VENV", config_mod.home() / ".venv-book"))
+
+
 def jupyter_book() -> Path:
-    exe = Path(os.environ.get("LABLIB_BOOK_VENV", config_mod.home() / ".venv-book")) / "bin" / "jupyter-book"
+    exe = book_venv() / "bin" / "jupyter-book"
     if not exe.exists():
         raise running.RunError(f"{exe} not found: run `make book-setup` (Jupyter Book 1 lives in its own venv)")
     return exe
 
 
 def mathjax_dir() -> Path:
-    es5 = Path(os.environ.get("LABLIB_BOOK_VENV", config_mod.home() / ".venv-book")) / "npm" / "node_modules" / "mathjax" / "es5"
+    es5 = book_venv() / "npm" / "node_modules" / "mathjax" / "es5"
     if not (es5 / "tex-chtml.js").exists():
         raise running.RunError(f"MathJax not found at {es5}: run `make book-setup`")
     return es5
