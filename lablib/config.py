@@ -26,6 +26,7 @@ class ConfigError(ValueError):
 @dataclass
 class ModelConf:
     source: str = "scratch"  # scratch (built from the keys below) | smollm2 (shipped GGUF) | path | hub
+    #                          | upstream (the model an earlier lab saved, cfg.inputs.model)
     path: Optional[str] = None  # a save_pretrained folder (source=path) or a hub id (source=hub)
     hidden_size: int = 128
     num_layers: int = 4
@@ -38,7 +39,9 @@ class ModelConf:
 @dataclass
 class DataConf:
     source: str = "synthetic"  # synthetic | text (plain-text file or folder) | hf (saved dataset folder) | hub
+    #                            | records (a JSON/JSONL file of instruction records, see data.format)
     path: Optional[str] = None
+    format: str = "alpaca"  # records files: alpaca | prompt_completion | messages | preference
     text_field: str = "text"
     n_docs: int = 2000  # synthetic corpus size
     n_tasks: int = 1000  # synthetic instruction tasks
@@ -75,6 +78,16 @@ class TrainConf:
 
 
 @dataclass
+class SFTConf:
+    format: str = "chatml"  # chatml (assistant-only loss) | alpaca (prompt/completion, completion-only loss)
+    max_length: int = 256  # tokens per example; longer ones are truncated
+    packing: bool = False  # pack several examples per row (TRL best-fit decreasing)
+    eval_examples: int = 0  # held-out examples scored before/after (0: all)
+    max_new_tokens: int = 24
+    compare_packing_steps: int = 0  # >0: time this many steps with and without packing
+
+
+@dataclass
 class GenerateConf:
     max_new_tokens: int = 40
     prompts: List[str] = field(default_factory=lambda: ["Sorted from smallest to largest,"])
@@ -90,6 +103,7 @@ class LabConfig:
     tokenizer: TokenizerConf = field(default_factory=TokenizerConf)
     train: TrainConf = field(default_factory=TrainConf)
     generate: GenerateConf = field(default_factory=GenerateConf)
+    sft: SFTConf = field(default_factory=SFTConf)
     inputs: Dict[str, str] = field(default_factory=dict)  # upstream artifacts, filled by the runner
 
 
@@ -147,15 +161,15 @@ def _check(cfg: DictConfig) -> None:
         if not ok:
             raise ConfigError(f"{key}={OmegaConf.select(cfg, key)!r}: {msg}")
 
-    need(cfg.model.source in ("scratch", "smollm2", "path", "hub"), "model.source",
-         "must be one of scratch, smollm2, path, hub")
+    need(cfg.model.source in ("scratch", "smollm2", "path", "hub", "upstream"), "model.source",
+         "must be one of scratch, smollm2, path, hub, upstream")
     need(cfg.model.source not in ("path", "hub") or bool(cfg.model.path), "model.path",
          f"model.source={cfg.model.source} needs model.path")
     need(cfg.model.dtype in ("float32", "bfloat16"), "model.dtype", "must be float32 or bfloat16")
     need(cfg.model.hidden_size % cfg.model.num_heads == 0, "model.hidden_size",
          "must be divisible by model.num_heads")
-    need(cfg.data.source in ("synthetic", "text", "hf", "hub"), "data.source",
-         "must be one of synthetic, text, hf, hub")
+    need(cfg.data.source in ("synthetic", "text", "hf", "hub", "records"), "data.source",
+         "must be one of synthetic, text, hf, hub, records")
     need(cfg.data.source == "synthetic" or bool(cfg.data.path), "data.path",
          f"data.source={cfg.data.source} needs data.path")
     need(0.0 < cfg.data.val_fraction < 1.0, "data.val_fraction", "must be between 0 and 1")

@@ -105,9 +105,24 @@ def alpaca_prompt(instruction: str, input: str = "") -> str:
     return ALPACA_NO_INPUT.format(instruction=instruction)
 
 
+class _Checked:
+    """Scoring shared by every example with a reference ``output``."""
+    output: str
+
+    def exact_match(self, response: str) -> bool:
+        return response.strip() == self.output.strip()
+
+    def gold_reward(self, response: str) -> float:
+        """1 for the exact answer alone; 0.5 when the first line is right but more text follows; else 0."""
+        text, want = response.strip(), self.output.strip()
+        if text == want:
+            return 1.0
+        return 0.5 if text.splitlines() and text.splitlines()[0].strip() == want else 0.0
+
+
 @dataclass(frozen=True)
-class Task:
-    """One instruction task with a code-checkable answer."""
+class Task(_Checked):
+    """One instruction task of the embedded domain, with a code-checkable answer."""
     kind: str
     numbers: Tuple[int, ...]
 
@@ -130,15 +145,18 @@ class Task:
     def as_alpaca(self) -> Dict[str, str]:
         return {"instruction": self.instruction, "input": self.input, "output": self.output, "kind": self.kind}
 
-    def exact_match(self, response: str) -> bool:
-        return response.strip() == self.output
 
-    def gold_reward(self, response: str) -> float:
-        """1 for the exact answer alone; 0.5 when the first line is right but more text follows; else 0."""
-        text = response.strip()
-        if text == self.output:
-            return 1.0
-        return 0.5 if text.splitlines() and text.splitlines()[0].strip() == self.output else 0.0
+@dataclass(frozen=True)
+class Example(_Checked):
+    """An instruction example from a user's file; scored against its reference ``output``."""
+    instruction: str
+    input: str
+    output: str
+    kind: str = "file"
+
+    @property
+    def prompt(self) -> str:
+        return alpaca_prompt(self.instruction, self.input)
 
 
 def make_tasks(n: int, seed: int, kinds: Iterable[str] = tuple(TASKS), min_numbers: int = 3,
@@ -244,12 +262,50 @@ def load_records(path: str | Path, fmt: str) -> List[Dict]:
                 raise DataError(f"{where}: field {key!r} must be a string, got {type(row[key]).__name__}")
             if key != "messages" and key != "prompt" and not row[key].strip():
                 raise DataError(f"{where}: field {key!r} is empty")
+        if fmt == "messages":
+            _check_messages(row["messages"], where)
         if fmt == "preference" and row["chosen"].strip() == row["rejected"].strip():
             raise DataError(f"{where}: 'chosen' and 'rejected' are identical")
         records.append(row)
     if not records:
         raise DataError(f"{path}: no records")
     return records
+
+
+def _check_messages(messages, where: str) -> None:
+    """A single-turn chat: optional system message, one user message, one non-empty assistant reply."""
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise DataError(f"{where}: 'messages' must be a list of {{role, content}} objects")
+    roles = [m.get("role") for m in messages]
+    if roles not in (["user", "assistant"], ["system", "user", "assistant"]):
+        raise DataError(f"{where}: expected roles [system,] user, assistant; got {roles}")
+    for m in messages:
+        if not isinstance(m.get("content"), str) or (m["role"] != "system" and not m["content"].strip()):
+            raise DataError(f"{where}: the {m['role']} message needs non-empty string 'content'")
+
+
+def to_examples(records: List[Dict], fmt: str) -> List[Example]:
+    """Instruction examples from records loaded with :func:`load_records`."""
+    if fmt == "alpaca":
+        return [Example(r["instruction"], r.get("input", "") or "", r["output"]) for r in records]
+    if fmt == "prompt_completion":
+        return [Example(r["prompt"], "", r["completion"]) for r in records]
+    if fmt == "messages":
+        return [Example(r["messages"][-2]["content"], "", r["messages"][-1]["content"]) for r in records]
+    raise DataError(f"data.format={fmt}: instruction data must be alpaca, prompt_completion or messages")
+
+
+def instruction_examples(data_cfg, seed: int) -> Tuple[list, list]:
+    """Train and held-out instruction examples: the embedded tasks (split by task instance, so no
+    held-out task is ever trained on), or a user's file (``data=records data.path=F data.format=alpaca``)."""
+    if data_cfg.source == "synthetic":
+        items = make_tasks(data_cfg.n_tasks, seed, min_numbers=data_cfg.min_numbers,
+                           max_numbers=data_cfg.max_numbers, max_value=data_cfg.max_value)
+    elif data_cfg.source == "records":
+        items = to_examples(load_records(data_cfg.path, data_cfg.format), data_cfg.format)
+    else:
+        raise DataError(f"data.source={data_cfg.source}: instruction tuning needs synthetic or records data")
+    return split(items, data_cfg.val_fraction, data_cfg.max_val_docs)
 
 
 def load_hf_folder(path: str | Path, text_field: str = "text") -> List[str]:

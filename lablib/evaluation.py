@@ -33,3 +33,68 @@ def unigram_loss(train_blocks: torch.Tensor, val_blocks: torch.Tensor, vocab_siz
     counts = torch.bincount(train_blocks.reshape(-1), minlength=vocab_size).double() + 1.0
     logp = torch.log(counts / counts.sum())
     return float(-logp[val_blocks[:, 1:].reshape(-1)].mean())
+
+
+@torch.no_grad()
+def generate_batch(model, tokenizer, prompts, max_new_tokens: int, stop_ids=None, batch_size: int = 32) -> list:
+    """Greedy continuations of ``prompts`` (text after the prompt, special tokens dropped), in left-padded
+    batches -- many times faster than one prompt at a time on a CPU."""
+    model.eval()
+    stop_ids = list(stop_ids or [tokenizer.eos_token_id])
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    outs = []
+    try:
+        for i in range(0, len(prompts), batch_size):
+            enc = tokenizer(list(prompts[i:i + batch_size]), return_tensors="pt", padding=True,
+                            add_special_tokens=False)
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, top_p=None, top_k=None,
+                                 temperature=None, pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
+            outs += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return outs
+
+
+@torch.no_grad()
+def response_nll(model, tokenizer, prompts, responses, batch_size: int = 16) -> dict:
+    """Negative log-likelihood of each reference response given its prompt (response tokens only).
+
+    Returns the NLL summed per sample and averaged over samples (``nll``), and per response token
+    (``nll_per_token``). Per-sample sums compare models with different tokenizers; per-token values do not.
+    """
+    model.eval()
+    total, tokens, per_sample = 0.0, 0, []
+    for i in range(0, len(prompts), batch_size):
+        rows = []
+        for p, r in zip(prompts[i:i + batch_size], responses[i:i + batch_size]):
+            p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+            r_ids = tokenizer(r, add_special_tokens=False)["input_ids"]
+            rows.append((p_ids + r_ids, len(p_ids)))
+        width = max(len(ids) for ids, _ in rows)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        x = torch.full((len(rows), width), pad)
+        mask = torch.zeros_like(x)
+        target = torch.full_like(x, -100)
+        for j, (ids, n_prompt) in enumerate(rows):
+            x[j, :len(ids)] = torch.tensor(ids)
+            mask[j, :len(ids)] = 1
+            target[j, n_prompt:len(ids)] = x[j, n_prompt:len(ids)]
+        logits = model(input_ids=x, attention_mask=mask).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target[:, 1:], reduction="none",
+                                                ignore_index=-100).sum(1)
+        per_sample += nll.tolist()
+        tokens += int((target[:, 1:] != -100).sum())
+    total = sum(per_sample)
+    return {"nll": total / len(per_sample), "nll_per_token": total / tokens, "per_sample": per_sample}
+
+
+def task_scores(examples, responses) -> dict:
+    """Exact match and gold reward overall and per task kind (fractions in [0, 1])."""
+    by_kind: dict = {}
+    for ex, resp in zip(examples, responses, strict=True):
+        by_kind.setdefault(ex.kind, []).append((float(ex.exact_match(resp)), ex.gold_reward(resp)))
+    kinds = {k: {"exact_match": sum(e for e, _ in v) / len(v), "gold_reward": sum(g for _, g in v) / len(v),
+                 "n": len(v)} for k, v in sorted(by_kind.items())}
+    n = len(examples)
+    return {"exact_match": sum(k["exact_match"] * k["n"] for k in kinds.values()) / n,
+            "gold_reward": sum(k["gold_reward"] * k["n"] for k in kinds.values()) / n, "kinds": kinds}

@@ -72,7 +72,9 @@ def load_pretrained(model_cfg, path: str | None = None):
         elif model_cfg.source in ("path", "hub"):
             path = model_cfg.path
         else:
-            raise ModelError(f"model.source={model_cfg.source} is built, not loaded")
+            raise ModelError(f"model.source={model_cfg.source} is built, not loaded"
+                             + (" (the runner hands an upstream model's folder in as `path`)"
+                                if model_cfg.source == "upstream" else ""))
     if model_cfg.source != "hub" and not Path(path, "config.json").exists():
         raise ModelError(f"{path}: not a saved model folder (no config.json)")
     dtype = torch.bfloat16 if model_cfg.dtype == "bfloat16" else torch.float32
@@ -81,6 +83,21 @@ def load_pretrained(model_cfg, path: str | None = None):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def start_path(cfg) -> str:
+    """The folder (or hub id) a fine-tuning lab starts from: an upstream lab's model or ``cfg.model``."""
+    source = cfg.model.source
+    if source == "upstream":
+        if "model" not in cfg.inputs:
+            raise ModelError(f"model.source=upstream, but lab {cfg.lab} consumes no upstream model")
+        return cfg.inputs["model"]
+    if source == "smollm2":
+        return str(smollm2_dir())
+    if source in ("path", "hub"):
+        return cfg.model.path
+    raise ModelError(f"model.source={source}: lab {cfg.lab} fine-tunes a trained model (upstream, smollm2, "
+                     "path or hub)")
 
 
 def count_params(model) -> dict:

@@ -17,3 +17,17 @@ def loss_curves(history: list, baseline: float | None = None, title: str = "Loss
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def before_after(before: dict, after: dict, ylabel: str, title: str, labels=("before", "after")):
+    """Grouped bars: one pair per key (e.g. per task kind)."""
+    keys = list(before)
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    x = range(len(keys))
+    ax.bar([i - 0.2 for i in x], [before[k] for k in keys], width=0.4, label=labels[0])
+    ax.bar([i + 0.2 for i in x], [after[k] for k in keys], width=0.4, label=labels[1])
+    ax.set_xticks(list(x), keys, rotation=20)
+    ax.set(ylabel=ylabel, title=title, ylim=(0, 1.05))
+    ax.legend()
+    fig.tight_layout()
+    return fig

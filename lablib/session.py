@@ -40,6 +40,15 @@ class Lab:
         tmp.rename(final)
         return final
 
+    def save_json(self, name: str, obj) -> Path:
+        """``artifacts/<name>`` as JSON, written atomically."""
+        final = self.artifact(name)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{name}.tmp")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        tmp.replace(final)
+        return final
+
     def log(self, **metrics) -> dict:
         for key, value in metrics.items():
             if isinstance(value, float) and not math.isfinite(value):
@@ -60,6 +69,10 @@ def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = Non
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Writing model shards" bars are noise in a lab's output
+    hf_logging.set_verbosity_error()  # and so are notices such as how resized embeddings are initialised
+    import datasets
+
+    datasets.disable_progress_bars()  # so are TRL's "Tokenizing train dataset" bars
 
     spec = running.find_lab(lab_key)
     cfg = running.compose(spec, overrides or [], runs_root)

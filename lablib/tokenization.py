@@ -13,9 +13,12 @@ PAD = "<|pad|>"
 
 
 def train_bpe(texts: Sequence[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
-    """A byte-level BPE (GPT-2 style: any byte sequence encodes, nothing is ever unknown)."""
+    """A byte-level BPE (GPT-2 style: any byte sequence encodes, nothing is ever unknown), digits split."""
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Digits are split one per token (as Llama and SmolLM2 do): "14" reads the same wherever it appears,
+    # which small models need to copy, compare and add numbers.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOS, PAD],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)

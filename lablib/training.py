@@ -26,10 +26,13 @@ class Blocks(torch.utils.data.Dataset):
         return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
 
 
-def training_args(train_cfg, seed: int, out_dir: str | Path, **extra) -> TrainingArguments:
-    """``TrainingArguments`` from ``cfg.train``; CPU-safe (``use_cpu`` when there is no GPU)."""
+def training_kwargs(train_cfg, seed: int, out_dir: str | Path) -> dict:
+    """Keyword arguments for ``TrainingArguments`` (or a TRL config, its subclass) from ``cfg.train``.
+
+    CPU-safe: ``use_cpu`` when there is no GPU (TRL configs default to bf16, which fails on CPU without it).
+    """
     save = train_cfg.save_every > 0
-    return TrainingArguments(
+    return dict(
         output_dir=str(out_dir), max_steps=train_cfg.max_steps,
         per_device_train_batch_size=train_cfg.batch_size, per_device_eval_batch_size=train_cfg.batch_size,
         gradient_accumulation_steps=train_cfg.grad_accum, learning_rate=train_cfg.lr,
@@ -40,7 +43,12 @@ def training_args(train_cfg, seed: int, out_dir: str | Path, **extra) -> Trainin
         logging_steps=max(1, train_cfg.eval_every // 5), logging_first_step=True,
         save_strategy="steps" if save else "no", save_steps=train_cfg.save_every if save else 500,
         save_total_limit=2 if save else None, seed=seed, data_seed=seed,
-        dataloader_num_workers=0, report_to="none", disable_tqdm=not train_cfg.progress, **extra)
+        dataloader_num_workers=0, report_to="none", disable_tqdm=not train_cfg.progress)
+
+
+def training_args(train_cfg, seed: int, out_dir: str | Path, **extra) -> TrainingArguments:
+    """``TrainingArguments`` from ``cfg.train``."""
+    return TrainingArguments(**{**training_kwargs(train_cfg, seed, out_dir), **extra})
 
 
 def history(trainer: Trainer) -> list:
