@@ -88,6 +88,23 @@ class SFTConf:
 
 
 @dataclass
+class LoRAConf:
+    r: int = 16  # the adapter's rank
+    alpha: int = 32  # the update is scaled by alpha / r
+    dropout: float = 0.0
+    targets: str = "all-linear"  # attention | all-linear | comma-separated module names
+    ranks: List[int] = field(default_factory=lambda: [4, 8, 16])  # the parameter-count table
+    # Runs compared on the same data and steps: full | lora:R:TARGETS | qlora4:R:TARGETS | qlora8:R:TARGETS
+    grid: List[str] = field(default_factory=lambda: ["full", "lora:4:attention", "lora:16:attention",
+                                                     "lora:16:all-linear", "qlora4:16:all-linear",
+                                                     "qlora8:16:all-linear"])
+    grid_steps: int = 150
+    isolate: bool = True  # each run in a fresh process, so its peak memory is its own
+    memory_model: str = "smollm2"  # the model the memory runs use: smollm2 | none
+    memory_steps: int = 2
+
+
+@dataclass
 class GenerateConf:
     max_new_tokens: int = 40
     prompts: List[str] = field(default_factory=lambda: ["Sorted from smallest to largest,"])
@@ -104,6 +121,7 @@ class LabConfig:
     train: TrainConf = field(default_factory=TrainConf)
     generate: GenerateConf = field(default_factory=GenerateConf)
     sft: SFTConf = field(default_factory=SFTConf)
+    lora: LoRAConf = field(default_factory=LoRAConf)
     inputs: Dict[str, str] = field(default_factory=dict)  # upstream artifacts, filled by the runner
 
 

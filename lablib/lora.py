@@ -42,17 +42,17 @@ def target_modules(targets: str, model) -> list:
     return wanted
 
 
-def add_adapter(model, lora_cfg, new_token_ids: Sequence[int] = ()):
-    """Wrap ``model`` with a LoRA adapter (``peft.get_peft_model``). Token rows added for the chat template
-    (``new_token_ids``) are trained too, through PEFT's ``trainable_token_indices``: a frozen, freshly
-    initialised ``<|im_end|>`` could never learn to end a response."""
+def add_adapter(model, lora_cfg):
+    """Wrap ``model`` with a LoRA adapter (``peft.get_peft_model``); everything else is frozen, including
+    the rows added for ChatML's two tokens: they stay fixed random vectors that the adapter learns to use.
+    (PEFT's ``trainable_token_indices`` would train them, but TRL 1.16's fused LM-head loss cannot read
+    through PEFT's token wrapper.)"""
     from peft import LoraConfig, get_peft_model
 
     if lora_cfg.r < 1:
         raise LoRAError(f"lora.r={lora_cfg.r}: the rank must be >= 1")
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                        target_modules=target_modules(lora_cfg.targets, model), task_type="CAUSAL_LM",
-                        trainable_token_indices=list(new_token_ids) or None)
+                        target_modules=target_modules(lora_cfg.targets, model), task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 
@@ -104,41 +104,95 @@ def merge_check(peft_model, tokenizer, texts: Sequence[str], out_dir: str | Path
             "model": reloaded}
 
 
-def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples: Sequence, out_dir: str | Path,
-             method: str = "lora", r: int | None = None, targets: str | None = None, bits: int = 0,
-             max_steps: int | None = None) -> dict:
-    """One fine-tuning run from start to finish -- load the base (quantized when ``bits``), add a LoRA adapter
-    (unless ``method="full"``), SFT with TRL, score the held-out examples -- returning its numbers.
 
-    Module-level and self-contained so :func:`lablib.memory.isolated` can run it in a fresh process.
-    """
+def parse_run(spec: str) -> dict:
+    """``full`` | ``lora:R:TARGETS`` | ``qlora4:R:TARGETS`` | ``qlora8:R:TARGETS`` (an entry of ``lora.grid``)."""
+    if spec == "full":
+        return {"name": "full SFT", "method": "full", "r": None, "targets": None, "bits": 0}
+    parts = spec.split(":")
+    kinds = {"lora": 0, "qlora4": 4, "qlora8": 8}
+    if len(parts) != 3 or parts[0] not in kinds or not parts[1].isdigit() or int(parts[1]) < 1:
+        raise LoRAError(f"lora.grid entry {spec!r}: expected full, lora:R:TARGETS, qlora4:R:TARGETS or "
+                        "qlora8:R:TARGETS (R >= 1, e.g. lora:8:attention)")
+    bits = kinds[parts[0]]
+    name = f"{'QLoRA ' + str(bits) + '-bit' if bits else 'LoRA'} r={parts[1]} {parts[2]}"
+    return {"name": name, "method": "lora", "r": int(parts[1]), "targets": parts[2], "bits": bits}
+
+
+def param_table(model_factory, ranks: Sequence[int], target_sets: Sequence[str] = ("attention", "all-linear"),
+                lora_cfg=None) -> list:
+    """Trainable vs total parameters of a LoRA adapter for each rank and target set (no training)."""
+    from types import SimpleNamespace
+
+    from . import models
+
+    rows = []
+    for targets in target_sets:
+        for r in ranks:
+            cfg = SimpleNamespace(r=r, alpha=2 * r, dropout=0.0, targets=targets)
+            counts = models.count_params(add_adapter(model_factory(), cfg))
+            rows.append({"targets": targets, "r": r, "trainable": counts["trainable"], "total": counts["total"],
+                         "percent": 100 * counts["trainable"] / counts["total"]})
+    return rows
+
+
+def load_for_run(cfg, base_path, bits: int = 0):
+    """(model, tokenizer) for one run, with the chat template set up."""
+    from . import models, sft
+
+    if bits:
+        model, tokenizer = load_quantized(base_path, bits), models.load_tokenizer(base_path)
+    else:
+        model, tokenizer = models.load_pretrained(cfg.model, base_path)
+    if cfg.sft.format == "chatml":
+        sft.use_chatml(model, tokenizer)
+    return model, tokenizer
+
+
+def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples: Sequence, out_dir: str | Path,
+             spec: str = "full", max_steps: int | None = None, score: bool = True) -> dict:
+    """One run of ``lora.grid`` from start to finish -- load the base (quantized for QLoRA), add the adapter,
+    SFT with TRL, score the held-out examples -- returning its numbers. LoRA adapters are saved to
+    ``out_dir/adapter``. Module-level and self-contained, so :func:`lablib.memory.isolated` can run it in a
+    fresh process."""
     from omegaconf import OmegaConf
     from transformers import set_seed
 
     from . import evaluation, models, sft
 
-    overrides = {"lora": {"r": r or cfg.lora.r, "targets": targets or cfg.lora.targets},
-                 "train": {"max_steps": max_steps or cfg.train.max_steps}}
-    cfg = OmegaConf.merge(OmegaConf.to_container(cfg, resolve=True), overrides)
+    run = parse_run(spec)
+    cfg = OmegaConf.merge(OmegaConf.to_container(cfg, resolve=True),
+                          {"train": {"max_steps": max_steps or cfg.lora.grid_steps, "progress": False}})
     set_seed(cfg.seed)
-    if bits:
-        model = load_quantized(base_path, bits)
-        tokenizer = models.load_pretrained(cfg.model, base_path)[1]
-    else:
-        model, tokenizer = models.load_pretrained(cfg.model, base_path)
-    added = sft.use_chatml(model, tokenizer) if cfg.sft.format == "chatml" else 0
-    new_ids = list(range(len(tokenizer) - added, len(tokenizer)))
-    if method == "lora":
-        model = add_adapter(model, cfg.lora, new_ids)
+    model, tokenizer = load_for_run(cfg, base_path, run["bits"])
+    if run["method"] == "lora":
+        lcfg = OmegaConf.merge(cfg.lora, {"r": run["r"], "alpha": 2 * run["r"], "targets": run["targets"]})
+        model = add_adapter(model, lcfg)
     counts = models.count_params(model)
     trainer = sft.make_trainer(model, tokenizer, train_examples, eval_examples, cfg, out_dir)
+    loss_before = trainer.evaluate()["eval_loss"] if score else None
     result = sft.train(trainer)
-    responses = sft.respond(model, tokenizer, eval_examples, cfg.sft.format, cfg.sft.max_new_tokens)
-    scores = evaluation.task_scores(eval_examples, responses)
-    label = "full SFT" if method == "full" else f"{'Q' if bits else ''}LoRA r={cfg.lora.r} {cfg.lora.targets}"
-    return {"run": label + (f" {bits}-bit" if bits else ""), "method": method, "r": cfg.lora.r if method == "lora" else None,
-            "targets": cfg.lora.targets if method == "lora" else None, "bits": bits,
-            "trainable": counts["trainable"], "total": counts["total"], "steps": result["steps"],
-            "seconds": result["seconds"], "tokens_per_s": result["tokens_per_s"],
-            "exact_match": scores["exact_match"], "gold_reward": scores["gold_reward"],
-            "final_val_loss": next((h["val_loss"] for h in reversed(result["history"]) if "val_loss" in h), None)}
+    row = {"run": run["name"], "spec": spec, "trainable": counts["trainable"], "total": counts["total"],
+           "steps": result["steps"], "seconds": result["seconds"], "tokens_per_s": result["tokens_per_s"]}
+    if score:
+        responses = sft.respond(model, tokenizer, eval_examples, cfg.sft.format, cfg.sft.max_new_tokens)
+        scores = evaluation.task_scores(eval_examples, responses)
+        row.update(exact_match=scores["exact_match"], gold_reward=scores["gold_reward"],
+                   val_loss_before=loss_before, val_loss=trainer.evaluate()["eval_loss"])
+    if run["method"] == "lora":
+        model.save_pretrained(Path(out_dir) / "adapter")
+        tokenizer.save_pretrained(Path(out_dir) / "adapter")
+    return row
+
+
+def load_adapter(cfg, base_path, adapter_dir):
+    """Base + a saved adapter (the base's embeddings grown to the adapter's tokenizer first)."""
+    from peft import PeftModel
+
+    from . import models
+
+    model, _ = models.load_pretrained(cfg.model, base_path)
+    tokenizer = models.load_tokenizer(adapter_dir)
+    if len(tokenizer) != model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    return PeftModel.from_pretrained(model, str(adapter_dir)), tokenizer

@@ -96,3 +96,24 @@ def isolated(fn, *args, preload=("lablib.lora",), **kwargs):
     ctx.set_forkserver_preload(list(preload))
     with ctx.Pool(1, maxtasksperchild=1) as pool:
         return pool.apply(_measured_call, (fn, args, kwargs))
+
+
+def counts_for(path) -> dict:
+    """Parameter groups of the model saved at ``path``, from its config alone (built on the meta device)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return param_groups(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(path))))
+
+
+def prediction_table(models: dict, lora_fraction: float = 0.01) -> list:
+    """Predicted GB per method for each ``{name: param_groups}``; adapters taken as ``lora_fraction`` of the
+    parameters (r=16 on all linear layers is about 1 %)."""
+    rows = []
+    for method in METHODS:
+        row = {"method": method}
+        for name, counts in models.items():
+            lora = int(lora_fraction * (counts["linear"] + counts["other"])) if "LoRA" in method else 0
+            row[name] = predict(counts, method, lora) / GB
+        rows.append(row)
+    return rows

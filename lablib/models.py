@@ -78,11 +78,15 @@ def load_pretrained(model_cfg, path: str | None = None):
     if model_cfg.source != "hub" and not Path(path, "config.json").exists():
         raise ModelError(f"{path}: not a saved model folder (no config.json)")
     dtype = torch.bfloat16 if model_cfg.dtype == "bfloat16" else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), load_tokenizer(path)
+
+
+def load_tokenizer(path):
+    """A saved tokenizer, with EOS doubling as padding if it has no pad token."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
 def start_path(cfg) -> str:

@@ -31,3 +31,13 @@ def before_after(before: dict, after: dict, ylabel: str, title: str, labels=("be
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def bars(values: dict, ylabel: str, title: str):
+    """One horizontal bar per key."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(values) + 1.2))
+    ax.barh(list(values), list(values.values()))
+    ax.invert_yaxis()
+    ax.set(xlabel=ylabel, title=title)
+    fig.tight_layout()
+    return fig

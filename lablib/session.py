@@ -10,6 +10,7 @@ import json
 import math
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -70,6 +71,8 @@ def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = Non
 
     hf_logging.disable_progress_bar()  # "Writing model shards" bars are noise in a lab's output
     hf_logging.set_verbosity_error()  # and so are notices such as how resized embeddings are initialised
+    warnings.filterwarnings("ignore", category=FutureWarning)  # deprecations inside the libraries, not ours
+    warnings.filterwarnings("ignore", message=".*save_embedding_layers.*")  # PEFT: "resized, saving them too"
     import datasets
 
     datasets.disable_progress_bars()  # so are TRL's "Tokenizing train dataset" bars

@@ -1,0 +1,179 @@
+"""SFT, LoRA/QLoRA and memory: the pieces labs 02-03 are made of, and their bad-input errors."""
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from lablib import config, data, evaluation, lora, memory, models, sft, tokenization
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny random Llama with a BPE tokenizer from the domain, the smoke lab-02 config and its examples."""
+    cfg = config.load("lab02", ["profile=smoke", "train.max_steps=2", "train.progress=false"])
+    docs = data.make_corpus(200, 0)
+    tok = tokenization.train_bpe(docs, 320)
+    torch.manual_seed(0)
+    model = models.build_scratch(SimpleNamespace(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                                                 max_position=256), len(tok), tok)
+    train, val = data.instruction_examples(cfg.data, cfg.seed)
+    return cfg, model, tok, train, val
+
+
+def _with(cfg, **sections):
+    return OmegaConf.merge(OmegaConf.to_container(cfg, resolve=True), sections)
+
+
+@pytest.mark.parametrize("fmt", ["chatml", "alpaca"])
+def test_loss_is_on_the_response_only(tiny, tmp_path, fmt):
+    cfg, model, tok, train, val = tiny
+    cfg = _with(cfg, sft={"format": fmt})
+    trainer = sft.make_trainer(model, tok, train[:8], val[:4], cfg, tmp_path)
+    row = trainer.train_dataset[0]
+    ids, labels = row["input_ids"], row["labels"]
+    first = next(i for i, lab in enumerate(labels) if lab != -100)
+    assert all(lab == -100 for lab in labels[:first])  # the whole prompt is masked
+    trained = [t for t in labels if t != -100]
+    end = "<|im_end|>" if fmt == "chatml" else tok.eos_token
+    assert tok.decode(trained) == train[0].output + end
+    assert tok.decode(ids[:first]).endswith("assistant\n" if fmt == "chatml" else "### Response:\n")
+    assert "masked (label -100, no loss)" in sft.show_labels(row, tok)
+
+
+def test_chatml_adds_tokens_once_and_renders_the_generation_prompt(tiny):
+    _, model, tok, _, val = tiny
+    sft.use_chatml(model, tok)
+    assert sft.use_chatml(model, tok) == 0
+    assert model.get_input_embeddings().num_embeddings == len(tok)
+    text = sft.prompt_text(val[0], "chatml", tok)
+    assert text == f"<|im_start|>user\n{val[0].instruction}\n{val[0].input}<|im_end|>\n<|im_start|>assistant\n"
+    assert tok.convert_tokens_to_ids("<|im_end|>") in sft.stop_ids(tok)
+
+
+def test_sft_trains_and_lowers_the_response_loss(tiny, tmp_path):
+    cfg, model, tok, train, val = tiny
+    cfg = _with(cfg, train={"max_steps": 30, "lr": 1e-2, "eval_every": 1000})
+    trainer = sft.make_trainer(model, tok, train, val[:8], cfg, tmp_path)
+    before = trainer.evaluate()["eval_loss"]
+    result = sft.train(trainer)
+    assert result["steps"] == 30 and result["tokens"] > 0
+    assert trainer.evaluate()["eval_loss"] < before - 0.5
+
+
+def test_bad_sft_input_fails_before_training(tiny, tmp_path):
+    cfg, model, tok, train, val = tiny
+    with pytest.raises(sft.SFTError, match=r"sft.max_length=8: every training prompt is longer"):
+        sft.make_trainer(model, tok, train, val, _with(cfg, sft={"max_length": 8}), tmp_path)
+    with pytest.raises(sft.SFTError, match="the held-out split is empty"):
+        sft.make_trainer(model, tok, train, [], cfg, tmp_path)
+    with pytest.raises(sft.SFTError, match="sft.format='chat'"):
+        sft.make_trainer(model, tok, train, val, _with(cfg, sft={"format": "chat"}), tmp_path)
+
+
+def test_messages_records_are_checked_with_file_and_line(tmp_path):
+    good = {"messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "hi"}]}
+    bad = {"messages": [{"role": "user", "content": "Say hi"}]}
+    f = tmp_path / "chat.jsonl"
+    f.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(data.DataError, match=r"chat.jsonl:2: expected roles \[system,\] user, assistant"):
+        data.load_records(f, "messages")
+    f.write_text(json.dumps(good) + "\n")
+    [ex] = data.to_examples(data.load_records(f, "messages"), "messages")
+    assert (ex.instruction, ex.output, ex.exact_match(" hi\n"), ex.gold_reward("hi\nmore")) == ("Say hi", "hi", True, 0.5)
+
+
+def test_records_source_feeds_instruction_examples(tmp_path):
+    f = tmp_path / "a.json"
+    f.write_text(json.dumps([{"instruction": f"Echo {i}", "output": str(i)} for i in range(10)]))
+    cfg = config.load("lab02", ["profile=smoke", "data=records", f"data.path={f}"])
+    train, val = data.instruction_examples(cfg.data, 0)
+    assert len(train) + len(val) == 10 and not set(train) & set(val)
+    with pytest.raises(config.ConfigError, match="data.path"):
+        config.load("lab02", ["data=records"])
+
+
+def test_response_nll_matches_a_plain_loop(tiny):
+    _, model, tok, _, val = tiny
+    prompts = [sft.prompt_text(e, "alpaca", tok) for e in val[:3]]
+    responses = [e.output for e in val[:3]]
+    got = evaluation.response_nll(model, tok, prompts, responses, batch_size=2)
+    want = []
+    with torch.no_grad():
+        for p, r in zip(prompts, responses):
+            p_ids, r_ids = tok(p, add_special_tokens=False)["input_ids"], tok(r, add_special_tokens=False)["input_ids"]
+            logp = torch.log_softmax(model(input_ids=torch.tensor([p_ids + r_ids])).logits[0].double(), -1)
+            want.append(-sum(logp[len(p_ids) + j - 1, t].item() for j, t in enumerate(r_ids)))
+    assert got["per_sample"] == pytest.approx(want, rel=1e-4)
+    assert got["nll"] == pytest.approx(sum(want) / 3, rel=1e-4)
+
+
+def test_task_scores_per_kind():
+    tasks = [data.Task("max", (1, 5)), data.Task("max", (2, 3)), data.Task("count", (1, 2, 3))]
+    s = evaluation.task_scores(tasks, ["5", "2", "3\nbecause"])
+    assert s["exact_match"] == pytest.approx(1 / 3)
+    assert s["kinds"]["max"]["exact_match"] == 0.5 and s["kinds"]["count"]["gold_reward"] == 0.5
+
+
+def test_lora_targets_are_checked_and_counted(tiny):
+    _, model, *_ = tiny
+    with pytest.raises(lora.LoRAError, match=r"lora.targets='qkv': no module \['qkv'\].*q_proj"):
+        lora.target_modules("qkv", model)
+    assert lora.target_modules("attention", model) == lora.ATTENTION
+    assert set(lora.target_modules("all-linear", model)) == set(lora.ATTENTION) | {"gate_proj", "up_proj", "down_proj"}
+    import copy
+    rows = lora.param_table(lambda: copy.deepcopy(model), [4], ["attention"])
+    # 4 projections of 32x32, each r*(32+32) = 256 adapter parameters
+    assert rows[0]["trainable"] == 4 * 4 * (32 + 32)
+    with pytest.raises(lora.LoRAError, match="lora.grid entry 'lora:x:attention'"):
+        lora.parse_run("lora:x:attention")
+    with pytest.raises(lora.LoRAError, match="lora.quantize=3"):
+        lora.quantization_config(3)
+
+
+def test_merged_adapter_gives_the_same_logits(tiny, tmp_path):
+    import copy
+
+    _, model, tok, _, val = tiny
+    adapted = lora.add_adapter(copy.deepcopy(model), SimpleNamespace(r=4, alpha=8, dropout=0.0, targets="all-linear"))
+    with torch.no_grad():
+        for name, p in adapted.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a trained-looking adapter: B is zero at init
+    texts = [e.output for e in val[:3]]
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        base_logits = model(**enc).logits
+    check = lora.merge_check(adapted, tok, texts, tmp_path / "merged")
+    assert check["max_abs_diff"] < 1e-4
+    with torch.no_grad():
+        assert (check["model"](**enc).logits - base_logits).abs().max() > 1e-2  # the adapter changed something
+
+
+def test_quantized_load_failure_is_one_line(tmp_path):
+    with pytest.raises(lora.LoRAError, match=r"lora.quantize=4: bitsandbytes cannot load .*nowhere"):
+        lora.load_quantized(tmp_path / "nowhere", 4)
+
+
+def test_memory_rules_from_parameter_counts():
+    counts = {"linear": 1000, "other": 200, "lora": 10}
+    assert memory.predict(counts, "full fp32") == 16 * 1200
+    assert memory.predict(counts, "full mixed (2+8)") == 10 * 1200
+    assert memory.predict(counts, "LoRA fp32") == 4 * 1200 + 160
+    assert memory.predict(counts, "QLoRA 8-bit") == 1000 + 400 + 160
+    b7 = memory.llama_7b_counts()
+    assert b7["linear"] + b7["other"] == 6_738_415_616  # Llama-2-7B's published size
+    per_billion = memory.predict(b7, "QLoRA 8-bit", lora_params=40_000_000) / 6.738e9 / 1e9 * 1e9
+    assert 1.0 < per_billion < 1.4
+
+
+def test_isolated_run_reports_its_own_peak():
+    result, peak = memory.isolated(_allocate, 200, preload=())
+    assert result == 200 and peak > 150 * 2**20
+
+
+def _allocate(mb):
+    block = bytearray(mb * 2**20)
+    block[::4096] = b"x" * len(block[::4096])
+    return len(block) // 2**20
