@@ -160,6 +160,9 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
 
     from . import evaluation, models, sft
 
+    import datasets
+
+    datasets.disable_progress_bars()  # in a worker process the kernel's settings do not apply
     run = parse_run(spec)
     cfg = OmegaConf.merge(OmegaConf.to_container(cfg, resolve=True),
                           {"train": {"max_steps": max_steps or cfg.lora.grid_steps, "progress": False}})

@@ -94,10 +94,12 @@ def make_trainer(model, tokenizer, train_examples: Sequence, val_examples: Seque
     """An ``SFTTrainer`` with response-only loss, configured from ``cfg.train`` and ``cfg.sft``."""
     from trl import SFTTrainer
 
-    check(cfg.sft, tokenizer, train_examples)
-    check(cfg.sft, tokenizer, val_examples, "held-out")
+    if cfg.sft.format not in FORMATS:
+        raise SFTError(f"sft.format={cfg.sft.format!r}: must be one of {', '.join(FORMATS)}")
     if cfg.sft.format == "chatml":
         use_chatml(model, tokenizer)
+    check(cfg.sft, tokenizer, train_examples)
+    check(cfg.sft, tokenizer, val_examples, "held-out")
     with warnings.catch_warnings():  # TRL passes the deprecated name `gradient_checkpointing` on
         warnings.simplefilter("ignore", FutureWarning)
         args = _sft_config(cfg, out_dir)
