@@ -105,6 +105,43 @@ class LoRAConf:
 
 
 @dataclass
+class RewardConf:
+    max_length: int = 128  # tokens per conversation; longer pairs are an error, not silently dropped
+    center: float = 0.0  # >0: penalise mean(r)^2 so scores stay centred on 0 (TRL center_rewards_coefficient)
+    sampled_share: float = 0.5  # share of pairs whose rejected response is the SFT policy's own (wrong) sample
+    samples: int = 4  # fresh samples per held-out prompt for the RM-vs-gold agreement
+    temperature: float = 1.0  # sampling temperature of those samples
+
+
+@dataclass
+class PPOConf:
+    steps: int = 40  # PPO steps (one batch of rollouts each)
+    batch_size: int = 32  # prompts per rollout
+    minibatch_size: int = 8
+    epochs: int = 4  # optimisation passes over each batch
+    lr: float = 1.0e-4
+    grad_clip: float = 1.0
+    kl_coef: float = 0.1  # beta, the per-token KL penalty against the SFT reference
+    adaptive_kl: bool = False  # steer beta toward target_kl (Ziegler et al. 2019)
+    target_kl: float = 6.0
+    kl_horizon: int = 10000
+    kl_stop: float = 30.0  # a step whose KL exceeds this stops training (weights of the last good step kept)
+    gamma: float = 1.0
+    lam: float = 0.95
+    clip: float = 0.2  # policy ratio clip
+    clip_value: float = 0.2
+    vf_coef: float = 0.1
+    temperature: float = 1.0
+    max_new_tokens: int = 24
+    lora: bool = False  # train a LoRA adapter (cfg.lora) on the policy; the reference is the adapter switched off
+    seeds: List[int] = field(default_factory=lambda: [0, 1])  # seeds of the main run (mean and spread reported)
+    weak_kl_coef: float = 0.0  # the over-optimisation run: this beta ...
+    weak_steps: int = 0  # ... for this many steps (0: skip)
+    grpo_steps: int = 0  # TRL GRPO comparison runs (0: skip)
+    grpo_generations: int = 4  # samples per prompt for GRPO
+
+
+@dataclass
 class GenerateConf:
     max_new_tokens: int = 40
     prompts: List[str] = field(default_factory=lambda: ["Sorted from smallest to largest,"])
@@ -122,6 +159,8 @@ class LabConfig:
     generate: GenerateConf = field(default_factory=GenerateConf)
     sft: SFTConf = field(default_factory=SFTConf)
     lora: LoRAConf = field(default_factory=LoRAConf)
+    reward: RewardConf = field(default_factory=RewardConf)
+    ppo: PPOConf = field(default_factory=PPOConf)
     inputs: Dict[str, str] = field(default_factory=dict)  # upstream artifacts, filled by the runner
 
 

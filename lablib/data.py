@@ -308,6 +308,75 @@ def instruction_examples(data_cfg, seed: int) -> Tuple[list, list]:
     return split(items, data_cfg.val_fraction, data_cfg.max_val_docs)
 
 
+# --------------------------------------------------------------------------------------------
+# Preference pairs
+# --------------------------------------------------------------------------------------------
+_FILLER = ["I hope this helps!", "Let me know if you need anything else.", "That was a fun one to work out.",
+           "Numbers can be tricky, so double-check it.", "Here is my answer, as requested."]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A preference pair: the same prompt, a ``chosen`` response and a worse ``rejected`` one.
+    ``how`` names the flaw of the rejected response (``file`` for pairs from a user's file)."""
+    example: object  # a Task or Example: its instruction and input make the prompt
+    chosen: str
+    rejected: str
+    how: str
+
+
+def _without(xs: List[int], rng: random.Random) -> List[int]:
+    i = rng.randrange(len(xs))
+    return xs[:i] + xs[i + 1:]
+
+
+def flawed_responses(ex, rng: random.Random) -> Dict[str, str]:
+    """Plausible worse answers to ``ex``, by flaw: each has a lower gold reward than the reference."""
+    out = ex.output.strip()
+    flawed = {"rambling": f"{out}\n{rng.choice(_FILLER)}", "truncated": out[: len(out) // 2].rstrip(", ")}
+    if isinstance(ex, Task):
+        xs = list(ex.numbers)
+        if ex.kind in ("max", "min"):
+            others = [x for x in xs if str(x) != out]
+            if others:
+                flawed["wrong_item"] = str(rng.choice(others))
+        elif ex.kind in ("sum", "count"):
+            delta = rng.choice([-1, 1]) * (rng.randint(1, 10) if ex.kind == "sum" else 1)
+            flawed["wrong_value"] = str(int(out) + delta)
+        else:  # list answers: the input unchanged or sorted the wrong way, or an item dropped
+            flawed["wrong_order"] = rng.choice([_fmt(xs), _fmt(sorted(xs, reverse=ex.kind != "sort_desc"))])
+            flawed["dropped"] = _fmt(_without(TASKS[ex.kind][1](xs).split(", "), rng)) if len(xs) > 1 else ""
+    return {how: text for how, text in flawed.items() if text.strip() and ex.gold_reward(text) < 1.0
+            and text.strip() != out}
+
+
+def preference_pairs(examples: Sequence, seed: int) -> List[Pair]:
+    """One pair per example: the reference answer is chosen; one of its flawed answers, drawn at random
+    (seeded), is rejected."""
+    rng = random.Random(f"pairs-{seed}")
+    pairs = []
+    for ex in examples:
+        flawed = flawed_responses(ex, rng)
+        how = rng.choice(sorted(flawed))
+        pairs.append(Pair(ex, ex.output, flawed[how], how))
+    return pairs
+
+
+def pair_records(path: str | Path) -> List[Pair]:
+    """Pairs from a user's preference file (JSON/JSONL rows with prompt, chosen, rejected)."""
+    return [Pair(Example(r["prompt"], "", r["chosen"]), r["chosen"], r["rejected"], "file")
+            for r in load_records(path, "preference")]
+
+
+def preference_splits(data_cfg, seed: int) -> Tuple[List[Pair], List[Pair]]:
+    """Train and held-out preference pairs: built from the embedded tasks (the held-out ones are SFT's held-out
+    tasks), or read from ``data=records data.format=preference data.path=F``."""
+    if data_cfg.source == "records" and data_cfg.format == "preference":
+        return split(pair_records(data_cfg.path), data_cfg.val_fraction, data_cfg.max_val_docs)
+    train, val = instruction_examples(data_cfg, seed)
+    return preference_pairs(train, seed), preference_pairs(val, seed + 1)
+
+
 def load_hf_folder(path: str | Path, text_field: str = "text") -> List[str]:
     """The ``text_field`` column of a dataset saved with ``Dataset.save_to_disk`` (train split if a dict)."""
     from datasets import DatasetDict, load_from_disk

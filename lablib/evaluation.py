@@ -35,10 +35,20 @@ def unigram_loss(train_blocks: torch.Tensor, val_blocks: torch.Tensor, vocab_siz
     return float(-logp[val_blocks[:, 1:].reshape(-1)].mean())
 
 
+def sampling(temperature: float) -> dict:
+    """``generate`` arguments: greedy at temperature 0, else plain sampling (no top-k / top-p truncation, so
+    the samples follow the model's own distribution, as RL needs)."""
+    if temperature <= 0:
+        return dict(do_sample=False, temperature=None, top_k=None, top_p=None)
+    return dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+
+
 @torch.no_grad()
-def generate_batch(model, tokenizer, prompts, max_new_tokens: int, stop_ids=None, batch_size: int = 32) -> list:
-    """Greedy continuations of ``prompts`` (text after the prompt, special tokens dropped), in left-padded
-    batches -- many times faster than one prompt at a time on a CPU."""
+def generate_batch(model, tokenizer, prompts, max_new_tokens: int, stop_ids=None, batch_size: int = 32,
+                   temperature: float = 0.0) -> list:
+    """Continuations of ``prompts`` (text after the prompt, special tokens dropped), in left-padded batches --
+    many times faster than one prompt at a time on a CPU. Greedy, or sampled from the full distribution at
+    ``temperature`` > 0 (seed torch first for repeatable samples)."""
     model.eval()
     stop_ids = list(stop_ids or [tokenizer.eos_token_id])
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -47,8 +57,8 @@ def generate_batch(model, tokenizer, prompts, max_new_tokens: int, stop_ids=None
         for i in range(0, len(prompts), batch_size):
             enc = tokenizer(list(prompts[i:i + batch_size]), return_tensors="pt", padding=True,
                             add_special_tokens=False)
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, top_p=None, top_k=None,
-                                 temperature=None, pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, **sampling(temperature),
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
             outs += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     finally:
         tokenizer.padding_side = side

@@ -41,3 +41,45 @@ def bars(values: dict, ylabel: str, title: str):
     ax.set(xlabel=ylabel, title=title)
     fig.tight_layout()
     return fig
+
+
+def histogram(values, xlabel: str, title: str, marker: float | None = 0.0):
+    """A histogram, with a vertical line at ``marker`` (e.g. margin 0: right of it the pair is ranked right)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    ax.hist(list(values), bins=30)
+    if marker is not None:
+        ax.axvline(marker, color="grey", linestyle="--")
+    ax.set(xlabel=xlabel, ylabel="count", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def by_group(groups: dict, ylabel: str, title: str):
+    """One box (with the points over it) per group: e.g. the reward model's scores per gold-reward level."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    keys = list(groups)
+    ax.boxplot([groups[k] for k in keys], showfliers=False)
+    for i, k in enumerate(keys, 1):
+        ax.plot([i] * len(groups[k]), groups[k], ".", alpha=0.3, color="C1")
+    ax.set_xticks(range(1, len(keys) + 1), [str(k) for k in keys])
+    ax.set(ylabel=ylabel, title=title)
+    fig.tight_layout()
+    return fig
+
+
+def curves(history: list, keys, title: str, xlabel: str = "step"):
+    """One small panel per key of ``history`` rows (``{step, key: value}``), one line per run in ``history``
+    when it maps run names to rows."""
+    runs = history if isinstance(history, dict) else {"": history}
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, rows in runs.items():
+            pts = [(r["step"], r[key]) for r in rows if key in r]
+            if pts:
+                ax.plot(*zip(*pts), label=name or None)
+        ax.set(xlabel=xlabel, title=key.replace("_", " "))
+    if len(runs) > 1:
+        axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -149,12 +149,15 @@ def show_labels(row: dict, tokenizer, tail: int = 14) -> str:
 
 
 @torch.no_grad()
-def respond(model, tokenizer, examples: Sequence, fmt: str, max_new_tokens: int, batch_size: int = 32) -> list:
-    """Greedy responses to ``examples`` in the given prompt format (batched, left-padded)."""
+def respond(model, tokenizer, examples: Sequence, fmt: str, max_new_tokens: int, batch_size: int = 32,
+            temperature: float = 0.0) -> list:
+    """Responses to ``examples`` in the given prompt format (batched, left-padded); greedy, or sampled at
+    ``temperature`` > 0."""
     from . import evaluation
 
     prompts = [prompt_text(e, fmt, tokenizer) for e in examples]
-    return evaluation.generate_batch(model, tokenizer, prompts, max_new_tokens, stop_ids(tokenizer), batch_size)
+    return evaluation.generate_batch(model, tokenizer, prompts, max_new_tokens, stop_ids(tokenizer), batch_size,
+                                     temperature)
 
 
 def packing_speed(model, tokenizer, train_examples: Sequence, val_examples: Sequence, cfg, out_dir) -> dict:

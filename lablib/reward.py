@@ -1,0 +1,222 @@
+"""Reward modelling: a scalar score for (prompt, response), learnt from preference pairs.
+
+The reward model is the SFT model with its language-model head swapped for a one-output linear head
+(``AutoModelForSequenceClassification(num_labels=1)``): it reads the whole conversation and returns the
+score at the last token. Trained on pairs with the **Bradley-Terry** loss
+
+    loss = -log sigmoid(r(prompt, chosen) - r(prompt, rejected))
+
+it learns to put the chosen response above the rejected one; only differences of scores mean anything.
+TRL's ``RewardTrainer`` does the training; :func:`bt_loss` writes the loss out so the lab can check it.
+"""
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from pathlib import Path
+from typing import List, Sequence
+
+import torch
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, PrinterCallback
+
+from . import models, sft, training
+
+
+class RewardError(ValueError):
+    """Bad reward-modelling input, worded as one line that says where."""
+
+
+def check_pairs(pairs: Sequence, where: str = "training") -> None:
+    """Every pair must have two different, non-empty responses."""
+    if not pairs:
+        raise RewardError(f"the {where} pairs are empty (data.n_tasks / data.val_fraction or the data file)")
+    for i, p in enumerate(pairs):
+        if not p.chosen.strip() or not p.rejected.strip():
+            raise RewardError(f"{where} pair {i} ({p.how}): an empty {'chosen' if not p.chosen.strip() else 'rejected'}"
+                              " response")
+        if p.chosen.strip() == p.rejected.strip():
+            raise RewardError(f"{where} pair {i} ({p.how}): chosen and rejected are identical ({p.chosen!r})")
+
+
+def with_policy_samples(pairs: Sequence, policy, tokenizer, share: float, temperature: float, max_new_tokens: int,
+                        seed: int) -> list:
+    """Replace the rejected response of a seeded ``share`` of the pairs by the policy's own sample for that prompt,
+    when the gold checker (standing in for a human labeller) rates the sample below the reference answer.
+
+    InstructGPT's labellers compared the SFT model's own samples; a reward model trained only on hand-made flaws
+    never sees the mistakes the policy actually makes, and PPO would exploit that blind spot.
+    """
+    from .data import Pair
+
+    rng = random.Random(f"sampled-{seed}")
+    chosen = sorted(rng.sample(range(len(pairs)), round(share * len(pairs))))
+    torch.manual_seed(seed)
+    samples = sft.respond(policy, tokenizer, [pairs[i].example for i in chosen], "chatml", max_new_tokens,
+                          batch_size=64, temperature=temperature)
+    out = list(pairs)
+    for i, sample in zip(chosen, samples):
+        p = pairs[i]
+        if sample.strip() and sample.strip() != p.chosen.strip() and p.example.gold_reward(sample) < 1.0:
+            out[i] = Pair(p.example, p.chosen, sample, "sampled")
+    return out
+
+
+def conversation(example, response: str) -> list:
+    return [{"role": "user", "content": sft.user_turn(example)}, {"role": "assistant", "content": response}]
+
+
+def to_dataset(pairs: Sequence) -> Dataset:
+    """TRL's conversational preference type: a user prompt, and the chosen and rejected assistant turns."""
+    return Dataset.from_list([{"prompt": [{"role": "user", "content": sft.user_turn(p.example)}],
+                               "chosen": [{"role": "assistant", "content": p.chosen}],
+                               "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs])
+
+
+def load_backbone(path: str | Path, seed: int):
+    """(reward model, tokenizer): the model at ``path`` with a fresh scalar head (seeded)."""
+    torch.manual_seed(seed)
+    tokenizer = models.load_tokenizer(path)
+    if tokenizer.chat_template is None:
+        raise RewardError(f"{path}: the tokenizer has no chat template; start from the SFT lab's model (02/model)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "some weights were newly initialised": the score head, as intended
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def make_trainer(model, tokenizer, train_pairs: Sequence, val_pairs: Sequence, cfg, out_dir: str | Path):
+    """A ``RewardTrainer`` configured from ``cfg.train`` and ``cfg.reward``, after checking the pairs."""
+    from trl import RewardConfig, RewardTrainer
+
+    check_pairs(train_pairs)
+    check_pairs(val_pairs, "held-out")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        args = RewardConfig(**training.training_kwargs(cfg.train, cfg.seed, out_dir), max_length=cfg.reward.max_length,
+                            gradient_checkpointing=False, center_rewards_coefficient=cfg.reward.center or None)
+    trainer = RewardTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=to_dataset(train_pairs),
+                            eval_dataset=to_dataset(val_pairs[: cfg.train.eval_blocks]))
+    if len(trainer.train_dataset) < len(train_pairs):
+        raise RewardError(f"reward.max_length={cfg.reward.max_length}: "
+                          f"{len(train_pairs) - len(trainer.train_dataset)} training pairs are longer and were dropped")
+    if not cfg.train.progress:
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """The Bradley-Terry loss: minus the log-probability that chosen beats rejected, averaged over pairs."""
+    p_chosen_wins = torch.sigmoid(r_chosen - r_rejected)
+    return -torch.log(p_chosen_wins).mean()
+
+
+@torch.no_grad()
+def check_bt(trainer, n_pairs: int = 8) -> dict:
+    """The trainer's loss and :func:`bt_loss` on the same batch of ``n_pairs`` training pairs."""
+    rows = [trainer.train_dataset[i] for i in range(min(n_pairs, len(trainer.train_dataset)))]
+    batch = trainer.data_collator(rows)
+    trainer.model.eval()
+    theirs = float(trainer.compute_loss(trainer.model, dict(batch)))
+    rewards = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
+    r_chosen, r_rejected = rewards[: len(rows)], rewards[len(rows):]
+    ours = float(bt_loss(r_chosen, r_rejected))
+    return {"trainer": theirs, "ours": ours, "pairs": len(rows)}
+
+
+def train(trainer) -> dict:
+    """Run the trainer; the loss history and held-out accuracy the trainer logged along the way."""
+    import time
+
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    trainer.model.eval()
+    acc = [{"step": e["step"], "val_accuracy": e["eval_accuracy"]} for e in trainer.state.log_history
+           if "eval_accuracy" in e]
+    return {"history": training.history(trainer), "val_accuracy": acc, "steps": trainer.state.global_step,
+            "seconds": seconds}
+
+
+@torch.no_grad()
+def score(model, tokenizer, examples: Sequence, responses: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    """The reward model's score of each (example's prompt, response), rendered as in training."""
+    model.eval()
+    texts = [tokenizer.apply_chat_template(conversation(e, r), tokenize=False) for e, r in zip(examples, responses,
+                                                                                               strict=True)]
+    side, tokenizer.padding_side = tokenizer.padding_side, "right"
+    out = []
+    try:
+        for i in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            out.append(model(**enc).logits[:, 0].float())
+    finally:
+        tokenizer.padding_side = side
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def pair_accuracy(model, tokenizer, pairs: Sequence) -> dict:
+    """Held-out accuracy (chosen scored above rejected), the margins, and accuracy per flaw."""
+    chosen = score(model, tokenizer, [p.example for p in pairs], [p.chosen for p in pairs])
+    rejected = score(model, tokenizer, [p.example for p in pairs], [p.rejected for p in pairs])
+    margins = (chosen - rejected).tolist()
+    by_how: dict = {}
+    for p, m in zip(pairs, margins):
+        by_how.setdefault(p.how, []).append(m > 0)
+    return {"accuracy": sum(m > 0 for m in margins) / len(margins), "margins": margins,
+            "by_how": {h: sum(v) / len(v) for h, v in sorted(by_how.items())},
+            "n_by_how": {h: len(v) for h, v in sorted(by_how.items())}}
+
+
+def within_prompt_accuracy(examples: Sequence, scores: Sequence[float], gold: Sequence[float]) -> dict:
+    """Over every two samples of the same prompt with different gold rewards: the share the RM orders as gold
+    does. (Scores of different prompts are not comparable: the Bradley-Terry loss only fixes differences.)"""
+    groups: dict = {}
+    for e, r, g in zip(examples, scores, gold, strict=True):
+        groups.setdefault(id(e), []).append((r, g))
+    right = total = 0
+    for items in groups.values():
+        for i, (ri, gi) in enumerate(items):
+            for rj, gj in items[i + 1:]:
+                if gi != gj:
+                    total += 1
+                    right += (ri - rj) * (gi - gj) > 0
+    return {"accuracy": right / total if total else float("nan"), "pairs": total}
+
+
+def ranks(values: Sequence[float]) -> List[float]:
+    """Ranks 1..n, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rho: the Pearson correlation of the ranks (NaN when either side is constant)."""
+    ra, rb = ranks(a), ranks(b)
+    n = len(ra)
+    ma, mb = sum(ra) / n, sum(rb) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    sa, sb = math.sqrt(sum((x - ma) ** 2 for x in ra)), math.sqrt(sum((y - mb) ** 2 for y in rb))
+    return cov / (sa * sb) if sa and sb else float("nan")
+
+
+def check_tokenizers(policy_tokenizer, rm_tokenizer, where: str = "the reward model") -> None:
+    """The reward model must read token ids exactly as the policy writes them."""
+    a, b = policy_tokenizer.get_vocab(), rm_tokenizer.get_vocab()
+    if a != b:
+        diff = sorted(set(a.items()) ^ set(b.items()), key=str)[:3]
+        raise RewardError(f"{where}'s tokenizer does not match the policy's ({len(b)} vs {len(a)} tokens; "
+                          f"e.g. {diff}): train the reward model from the same SFT model")
+    if rm_tokenizer.chat_template != policy_tokenizer.chat_template:
+        raise RewardError(f"{where}'s chat template differs from the policy's: train it from the same SFT model")
