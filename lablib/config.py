@@ -239,6 +239,16 @@ def _check(cfg: DictConfig) -> None:
     for key in ("train.batch_size", "train.max_steps", "train.grad_accum", "train.eval_every"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
     need(cfg.train.lr > 0, "train.lr", "must be > 0")
+    need(0.0 <= cfg.reward.sampled_share <= 1.0, "reward.sampled_share", "must be between 0 and 1")
+    need(cfg.reward.samples >= 1, "reward.samples", "must be >= 1")
+    for key in ("ppo.steps", "ppo.batch_size", "ppo.minibatch_size", "ppo.epochs", "ppo.max_new_tokens"):
+        need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
+    need(cfg.ppo.minibatch_size <= cfg.ppo.batch_size, "ppo.minibatch_size", "must be <= ppo.batch_size")
+    need(cfg.ppo.temperature > 0, "ppo.temperature", "must be > 0 (PPO samples from the policy)")
+    need(len(cfg.ppo.seeds) >= 1, "ppo.seeds", "needs at least one seed")
+    need(cfg.ppo.grpo_generations >= 2, "ppo.grpo_generations", "must be >= 2 (GRPO compares samples in a group)")
+    need(cfg.ppo.batch_size % cfg.ppo.grpo_generations == 0, "ppo.grpo_generations",
+         "must divide ppo.batch_size (GRPO's batch is whole groups)")
 
 
 def summary(cfg: DictConfig, keys: Optional[List[str]] = None) -> str:

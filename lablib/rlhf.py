@@ -311,10 +311,11 @@ def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_di
                                             "warmup_steps": 0, "eval_every": 10 ** 6})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        args = GRPOConfig(**training.training_kwargs(train_cfg, cfg.seed, out_dir), eval_strategy="no",
-                          logging_steps=1, num_generations=group, max_completion_length=cfg.ppo.max_new_tokens,
+        kwargs = {**training.training_kwargs(train_cfg, cfg.seed, out_dir), "eval_strategy": "no",
+                  "logging_steps": 1, "lr_scheduler_type": "constant", "lr_scheduler_kwargs": None}
+        args = GRPOConfig(**kwargs, num_generations=group, max_completion_length=cfg.ppo.max_new_tokens,
                           beta=cfg.ppo.kl_coef, temperature=cfg.ppo.temperature, top_k=0,
-                          gradient_checkpointing=False, lr_scheduler_type="constant", lr_scheduler_kwargs=None)
+                          gradient_checkpointing=False)
         trainer = GRPOTrainer(model=policy, reward_funcs=rewards, args=args, train_dataset=dataset,
                               processing_class=tokenizer)
     if not cfg.train.progress:

@@ -255,3 +255,19 @@ def test_a_reward_model_with_another_tokenizer_is_refused():
     c.chat_template = "other"
     with pytest.raises(reward.RewardError, match="chat template differs"):
         reward.check_tokenizers(a, c)
+
+
+def test_within_prompt_accuracy_compares_samples_of_the_same_prompt_only():
+    a, b = object(), object()
+    out = reward.within_prompt_accuracy([a, a, a, b, b], [1.0, 2.0, 0.0, 9.0, 5.0], [0, 1, 0, 1, 1])
+    assert out == {"accuracy": 1.0, "pairs": 2}  # b's two samples tie on gold: not a pair
+    assert reward.within_prompt_accuracy([a, a], [2.0, 1.0], [0, 1])["accuracy"] == 0.0
+
+
+@pytest.mark.parametrize("override, key", [
+    ("ppo.minibatch_size=64", "ppo.minibatch_size"), ("ppo.temperature=0", "ppo.temperature"),
+    ("ppo.seeds=[]", "ppo.seeds"), ("ppo.grpo_generations=5", "ppo.grpo_generations"),
+    ("reward.sampled_share=1.5", "reward.sampled_share")])
+def test_bad_rl_config_names_the_key(override, key):
+    with pytest.raises(config.ConfigError, match=rf"^{key}="):
+        config.load("lab05", ["profile=smoke", override])
