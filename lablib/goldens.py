@@ -30,7 +30,14 @@ def golden_path(lab: running.LabSpec) -> Path:
 
 def ensure_upstream(lab: running.LabSpec, root: Path) -> None:
     """Run (or reuse) the smoke runs of every lab ``lab`` consumes from, under ``root``."""
-    ups = sorted({ref.partition("/")[0] for ref in lab.consumes.values()})
+    ups, todo = set(), [lab]
+    while todo:  # every lab upstream of ``lab``, not only the ones it reads from directly
+        for ref in todo.pop().consumes.values():
+            key = ref.partition("/")[0]
+            if key not in ups:
+                ups.add(key)
+                todo.append(running.find_lab(key))
+    ups = sorted(ups)
     if ups:
         running.run(ups, [f"profile={PROFILE}"], root, progress=False, echo=lambda *_: None)
 
