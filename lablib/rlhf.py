@@ -349,3 +349,39 @@ def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, m
     responses = sft.respond(model, tokenizer, examples, "chatml", max_new_tokens, batch_size=64)
     return {**evaluation.task_scores(examples, responses), "rm": sum(reward_fn(examples, responses)) / len(examples),
             "responses": responses}
+
+
+@torch.no_grad()
+def headroom(policy, tokenizer, examples: Sequence, reward_fn: Callable, samples: int, temperature: float,
+             max_new_tokens: int, seed: int) -> dict:
+    """Per task kind: the policy's mean gold reward when sampling, and how often ``reward_fn`` orders two samples
+    of the same prompt as the gold reward does. RL can only reinforce what the policy sometimes does *and* the
+    reward recognises."""
+    from . import reward, sft
+
+    torch.manual_seed(seed)
+    many = [e for e in examples for _ in range(samples)]
+    responses = sft.respond(policy, tokenizer, many, "chatml", max_new_tokens, batch_size=64, temperature=temperature)
+    gold = [e.gold_reward(r) for e, r in zip(many, responses)]
+    scores = reward_fn(many, responses)
+    out = {}
+    for kind in sorted({e.kind for e in many}):
+        idx = [i for i, e in enumerate(many) if e.kind == kind]
+        order = reward.within_prompt_accuracy([many[i] for i in idx], [scores[i] for i in idx], [gold[i] for i in idx])
+        out[kind] = {"sampled_gold": sum(gold[i] for i in idx) / len(idx), "ordered": order["accuracy"],
+                     "pairs": order["pairs"]}
+    return out
+
+
+def load_policy(cfg):
+    """A fresh policy from the SFT model (``cfg.inputs.model``); with ``ppo.lora`` a LoRA adapter (``cfg.lora``)
+    on it, so only the adapter trains and the reference is the same model with the adapter switched off."""
+    from . import lora, models
+
+    model = models.load_pretrained(cfg.model, cfg.inputs.model)[0]
+    return lora.add_adapter(model, cfg.lora) if cfg.ppo.lora else model
+
+
+def for_saving(model):
+    """The plain model to save: a LoRA policy's adapter merged into its weights."""
+    return model.merge_and_unload() if _is_peft(model) else model

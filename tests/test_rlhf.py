@@ -271,3 +271,18 @@ def test_within_prompt_accuracy_compares_samples_of_the_same_prompt_only():
 def test_bad_rl_config_names_the_key(override, key):
     with pytest.raises(config.ConfigError, match=rf"^{key}="):
         config.load("lab05", ["profile=smoke", override])
+
+
+def test_a_lora_policy_trains_only_the_adapter_and_merges_for_saving():
+    from omegaconf import OmegaConf as OC
+
+    from lablib import lora
+
+    policy = lora.add_adapter(toy_policy(), OC.structured(config.LoRAConf(r=4, targets="attention")))
+    frozen = {n: p.detach().clone() for n, p in policy.named_parameters() if not p.requires_grad}
+    ppo = toy_ppo(policy)
+    ppo.step(["a c"] * 32)
+    assert all(torch.equal(frozen[n], p) for n, p in policy.named_parameters() if n in frozen)
+    assert ppo.rollout(["a c"] * 4)["ref_logp"] is not None
+    merged = rlhf.for_saving(policy)
+    assert not hasattr(merged, "peft_config") and type(merged).__name__ == "LlamaForCausalLM"
