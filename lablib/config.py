@@ -142,6 +142,19 @@ class PPOConf:
 
 
 @dataclass
+class RAFTConf:
+    iterations: int = 8
+    batch_size: int = 64  # prompts per iteration (b)
+    k: int = 4  # samples per prompt (K)
+    temperature: float = 1.0
+    mode: str = "per_prompt"  # per_prompt (best of each prompt's K) | global (best 1/K of the batch)
+    epochs: int = 1  # fine-tuning passes over the kept samples per iteration
+    lr: float = 1.0e-4
+    max_new_tokens: int = 24
+    seeds: List[int] = field(default_factory=lambda: [0, 1])
+
+
+@dataclass
 class GenerateConf:
     max_new_tokens: int = 40
     prompts: List[str] = field(default_factory=lambda: ["Sorted from smallest to largest,"])
@@ -161,6 +174,7 @@ class LabConfig:
     lora: LoRAConf = field(default_factory=LoRAConf)
     reward: RewardConf = field(default_factory=RewardConf)
     ppo: PPOConf = field(default_factory=PPOConf)
+    raft: RAFTConf = field(default_factory=RAFTConf)
     inputs: Dict[str, str] = field(default_factory=dict)  # upstream artifacts, filled by the runner
 
 
@@ -247,6 +261,11 @@ def _check(cfg: DictConfig) -> None:
     need(cfg.ppo.temperature > 0, "ppo.temperature", "must be > 0 (PPO samples from the policy)")
     need(len(cfg.ppo.seeds) >= 1, "ppo.seeds", "needs at least one seed")
     need(cfg.ppo.grpo_generations >= 2, "ppo.grpo_generations", "must be >= 2 (GRPO compares samples in a group)")
+    need(cfg.raft.k >= 1, "raft.k", "must be >= 1 (samples per prompt)")
+    need(cfg.raft.mode in ("per_prompt", "global"), "raft.mode", "must be per_prompt or global")
+    need(cfg.raft.temperature > 0, "raft.temperature", "must be > 0 (RAFT ranks samples)")
+    for key in ("raft.iterations", "raft.batch_size", "raft.epochs"):
+        need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
     need(cfg.ppo.batch_size % cfg.ppo.grpo_generations == 0, "ppo.grpo_generations",
          "must divide ppo.batch_size (GRPO's batch is whole groups)")
 
