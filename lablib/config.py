@@ -152,6 +152,8 @@ class RAFTConf:
     lr: float = 1.0e-4
     max_new_tokens: int = 24
     seeds: List[int] = field(default_factory=lambda: [0, 1])
+    ablation: List[str] = field(default_factory=lambda: ["2:1.0", "8:1.0", "4:0.7"])  # K:temperature runs
+    ablation_iterations: int = 3
 
 
 @dataclass
@@ -264,6 +266,10 @@ def _check(cfg: DictConfig) -> None:
     need(cfg.raft.k >= 1, "raft.k", "must be >= 1 (samples per prompt)")
     need(cfg.raft.mode in ("per_prompt", "global"), "raft.mode", "must be per_prompt or global")
     need(cfg.raft.temperature > 0, "raft.temperature", "must be > 0 (RAFT ranks samples)")
+    for spec in cfg.raft.ablation:
+        k, _, t = str(spec).partition(":")
+        need(k.isdigit() and int(k) >= 1 and t.replace(".", "", 1).isdigit() and float(t) > 0, "raft.ablation",
+             f"entry {spec!r} must be K:TEMPERATURE, e.g. 4:0.7")
     for key in ("raft.iterations", "raft.batch_size", "raft.epochs"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
     need(cfg.ppo.batch_size % cfg.ppo.grpo_generations == 0, "ppo.grpo_generations",

@@ -108,3 +108,9 @@ def task_scores(examples, responses) -> dict:
     n = len(examples)
     return {"exact_match": sum(k["exact_match"] * k["n"] for k in kinds.values()) / n,
             "gold_reward": sum(k["gold_reward"] * k["n"] for k in kinds.values()) / n, "kinds": kinds}
+
+
+def distinct_n(texts, n: int = 2) -> float:
+    """Distinct-n (Li et al., 2016): unique word n-grams over all word n-grams of ``texts`` (0 when none)."""
+    grams = [tuple(words[i:i + n]) for t in texts for words in [t.split()] for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0

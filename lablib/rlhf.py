@@ -22,7 +22,6 @@ import time
 from typing import Callable, List, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .evaluation import sampling
 
@@ -342,12 +341,17 @@ def with_changes(ppo_cfg, **changes):
 
 
 def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, max_new_tokens: int) -> dict:
-    """Greedy responses to ``examples``: gold reward and exact match (overall and per kind), and the mean of
-    ``reward_fn`` (e.g. the reward model's score)."""
+    """Greedy responses to ``examples``: gold reward and exact match (overall and per kind), the mean of
+    ``reward_fn`` (e.g. the reward model's score), the perplexity of the reference responses (response tokens
+    only), distinct-2 of the responses, and their mean length in tokens."""
     from . import evaluation, sft
 
     responses = sft.respond(model, tokenizer, examples, "chatml", max_new_tokens, batch_size=64)
+    prompts = [sft.prompt_text(e, "chatml", tokenizer) for e in examples]
+    nll = evaluation.response_nll(model, tokenizer, prompts, [e.output + "<|im_end|>" for e in examples])
     return {**evaluation.task_scores(examples, responses), "rm": sum(reward_fn(examples, responses)) / len(examples),
+            "ppl": math.exp(nll["nll_per_token"]), "distinct_2": evaluation.distinct_n(responses, 2),
+            "length": sum(len(tokenizer(r)["input_ids"]) for r in responses) / len(responses),
             "responses": responses}
 
 
@@ -385,3 +389,43 @@ def load_policy(cfg):
 def for_saving(model):
     """The plain model to save: a LoRA policy's adapter merged into its weights."""
     return model.merge_and_unload() if _is_peft(model) else model
+
+
+class Setting:
+    """What the RL labs share: the prompts (the SFT lab's split), the SFT policy and its tokenizer, the reward
+    model (checked to read the policy's tokens), the two rewards and the held-out evaluation."""
+
+    def __init__(self, cfg):
+        from . import data, models, reward, sft
+
+        self.cfg = cfg
+        self.train, self.val = data.instruction_examples(cfg.data, cfg.seed)
+        self.rm, self.rm_tokenizer = reward.load_backbone(cfg.inputs.reward_model, cfg.seed)
+        self.policy, self.tokenizer = models.load_pretrained(cfg.model, cfg.inputs.model)
+        reward.check_tokenizers(self.tokenizer, self.rm_tokenizer)
+        self.stops = sft.stop_ids(self.tokenizer)
+
+    def prompt(self, example) -> str:
+        from . import sft
+
+        return sft.prompt_text(example, "chatml", self.tokenizer)
+
+    def rm_reward(self, examples, responses) -> list:
+        """The reward model's score of each response."""
+        from . import reward
+
+        return reward.score(self.rm, self.rm_tokenizer, examples, responses).tolist()
+
+    @staticmethod
+    def gold_reward(examples, responses) -> list:
+        """The code-checked reward of each response (1 exact, 0.5 right first line, else 0)."""
+        return [e.gold_reward(r) for e, r in zip(examples, responses, strict=True)]
+
+    def evaluate(self, model) -> dict:
+        """:func:`evaluate_policy` on the held-out prompts, with the RM as the reward."""
+        return evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, self.cfg.ppo.max_new_tokens)
+
+    def ppo(self, model, ppo_cfg=None, seed: int | None = None) -> PPO:
+        """A PPO trainer for ``model`` against the RM, logging the gold reward per step."""
+        return PPO(model, self.tokenizer, self.rm_reward, self.prompt, ppo_cfg or self.cfg.ppo, self.stops,
+                   metrics={"gold": self.gold_reward}, seed=self.cfg.seed if seed is None else seed)

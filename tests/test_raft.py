@@ -83,3 +83,13 @@ def test_bad_raft_config_names_the_key():
         config.load("lab02", ["profile=smoke", "raft.k=0"])
     with pytest.raises(config.ConfigError, match=r"^raft.mode='best'"):
         config.load("lab02", ["profile=smoke", "raft.mode=best"])
+    with pytest.raises(config.ConfigError, match=r"^raft.ablation=.*entry '4' must be K:TEMPERATURE"):
+        config.load("lab06", ["profile=smoke", "raft.ablation=[4]"])
+
+
+def test_distinct_n_counts_unique_word_ngrams():
+    from lablib import evaluation
+
+    assert evaluation.distinct_n(["a b a b", "a b"], 2) == pytest.approx(2 / 4)  # (a b), (b a), (a b), (a b)
+    assert evaluation.distinct_n(["a b c"], 1) == 1.0
+    assert evaluation.distinct_n(["one"], 2) == 0.0
