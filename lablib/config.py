@@ -276,6 +276,12 @@ def _check(cfg: DictConfig) -> None:
          "must divide ppo.batch_size (GRPO's batch is whole groups)")
 
 
+def with_changes(node, **changes) -> DictConfig:
+    """A writable copy of a (read-only) config node with some values changed, e.g.
+    ``with_changes(cfg, train={"max_steps": 20})`` or ``with_changes(cfg.ppo, kl_coef=0.0)``."""
+    return OmegaConf.merge(OmegaConf.to_container(node, resolve=True), changes)
+
+
 def summary(cfg: DictConfig, keys: Optional[List[str]] = None) -> str:
     """A stable, human-readable dump of (part of) the config: sorted keys, no run-specific paths."""
     data: Any = OmegaConf.to_container(cfg, resolve=True)

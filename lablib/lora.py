@@ -158,14 +158,13 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     from omegaconf import OmegaConf
     from transformers import set_seed
 
-    from . import evaluation, models, sft
+    from . import config, evaluation, models, sft
 
     import datasets
 
     datasets.disable_progress_bars()  # in a worker process the kernel's settings do not apply
     run = parse_run(spec)
-    cfg = OmegaConf.merge(OmegaConf.to_container(cfg, resolve=True),
-                          {"train": {"max_steps": max_steps or cfg.lora.grid_steps, "progress": False}})
+    cfg = config.with_changes(cfg, train={"max_steps": max_steps or cfg.lora.grid_steps, "progress": False})
     set_seed(cfg.seed)
     model, tokenizer = load_for_run(cfg, base_path, run["bits"])
     if run["method"] == "lora":

@@ -21,6 +21,7 @@ from typing import Callable, List, Sequence, Tuple
 import torch
 
 from . import data, sft
+from .config import with_changes
 
 MODES = ("per_prompt", "global")
 
@@ -96,11 +97,9 @@ class RAFT:
 
     def finetune(self, kept: Sequence, iteration: int) -> dict:
         """Supervised fine-tuning on the kept samples: ``raft.epochs`` passes, a fresh optimiser each time."""
-        from .rlhf import _merged
-
         steps = max(1, math.ceil(len(kept) * self.cfg.raft.epochs / self.cfg.train.batch_size))
-        cfg = _merged(self.cfg, {"train": {"max_steps": steps, "lr": self.cfg.raft.lr, "eval_every": 5,
-                                           "warmup_steps": 0, "progress": False}, "seed": self.seed + iteration})
+        cfg = with_changes(self.cfg, train={"max_steps": steps, "lr": self.cfg.raft.lr, "eval_every": 5,
+                                            "warmup_steps": 0, "progress": False}, seed=self.seed + iteration)
         trainer = sft.make_trainer(self.policy, self.tokenizer, kept, kept[:1], cfg,
                                    f"{self.out_dir}/iteration-{iteration}")
         return sft.train(trainer)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 import warnings
 from pathlib import Path
 from typing import List, Sequence
@@ -128,8 +129,6 @@ def check_bt(trainer, n_pairs: int = 8) -> dict:
 
 def train(trainer) -> dict:
     """Run the trainer; the loss history and held-out accuracy the trainer logged along the way."""
-    import time
-
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start

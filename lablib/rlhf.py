@@ -23,6 +23,7 @@ from typing import Callable, List, Sequence
 
 import torch
 
+from .config import with_changes  # noqa: F401 -- the labs call rlhf.with_changes(cfg.ppo, kl_coef=...)
 from .evaluation import sampling
 
 
@@ -306,8 +307,8 @@ def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_di
 
     rewards.__name__ = getattr(reward_fn, "__name__", "reward")
     policy.generation_config.eos_token_id = list(stop_ids)  # GRPO masks completions after these
-    train_cfg = _merged(cfg.train, {"max_steps": steps, "batch_size": cfg.ppo.batch_size, "lr": cfg.ppo.lr,
-                                            "warmup_steps": 0, "eval_every": 10 ** 6})
+    train_cfg = with_changes(cfg.train, max_steps=steps, batch_size=cfg.ppo.batch_size, lr=cfg.ppo.lr,
+                             warmup_steps=0, eval_every=10 ** 6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kwargs = {**training.training_kwargs(train_cfg, cfg.seed, out_dir), "eval_strategy": "no",
@@ -327,17 +328,6 @@ def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_di
                for e in trainer.state.log_history if "reward" in e]
     policy.eval()
     return {"history": history, "seconds": seconds, "samples": steps * cfg.ppo.batch_size}
-
-
-def _merged(node, changes: dict):
-    from omegaconf import OmegaConf
-
-    return OmegaConf.merge(OmegaConf.to_container(node, resolve=True), changes)
-
-
-def with_changes(ppo_cfg, **changes):
-    """A copy of ``cfg.ppo`` with some values changed (e.g. a weaker KL penalty)."""
-    return _merged(ppo_cfg, changes)
 
 
 def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, max_new_tokens: int) -> dict:

@@ -165,13 +165,12 @@ def packing_speed(model, tokenizer, train_examples: Sequence, val_examples: Sequ
     each on a fresh copy of ``model`` (the model itself is not trained)."""
     import copy
 
-    from omegaconf import OmegaConf
+    from .config import with_changes
 
     speed = {}
     for packed in (False, True):
-        c = OmegaConf.merge(OmegaConf.to_container(cfg, resolve=True),
-                            {"sft": {"packing": packed}, "train": {"max_steps": cfg.sft.compare_packing_steps,
-                                                                   "eval_every": 10 ** 6, "progress": False}})
+        c = with_changes(cfg, sft={"packing": packed}, train={"max_steps": cfg.sft.compare_packing_steps,
+                                                              "eval_every": 10 ** 6, "progress": False})
         trainer = make_trainer(copy.deepcopy(model), tokenizer, train_examples, val_examples, c,
                                Path(out_dir) / ("packed" if packed else "padded"))
         speed["packed" if packed else "padded"] = train(trainer)["tokens_per_s"]
