@@ -157,6 +157,14 @@ class RAFTConf:
 
 
 @dataclass
+class DPOConf:
+    steps: int = 150  # DPO steps on lab 04's preference pairs
+    batch_size: int = 16  # pairs per step
+    lr: float = 1.0e-4
+    beta: float = 0.1  # how far from the reference the implicit reward lets the policy move (smaller: further)
+
+
+@dataclass
 class GenerateConf:
     max_new_tokens: int = 40
     prompts: List[str] = field(default_factory=lambda: ["Sorted from smallest to largest,"])
@@ -177,6 +185,7 @@ class LabConfig:
     reward: RewardConf = field(default_factory=RewardConf)
     ppo: PPOConf = field(default_factory=PPOConf)
     raft: RAFTConf = field(default_factory=RAFTConf)
+    dpo: DPOConf = field(default_factory=DPOConf)
     inputs: Dict[str, str] = field(default_factory=dict)  # upstream artifacts, filled by the runner
 
 
@@ -272,6 +281,12 @@ def _check(cfg: DictConfig) -> None:
              f"entry {spec!r} must be K:TEMPERATURE, e.g. 4:0.7")
     for key in ("raft.iterations", "raft.batch_size", "raft.epochs"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
+    if cfg.lab == "03":
+        need(any(s.startswith("lora:") for s in cfg.lora.grid) and any(s.startswith("qlora") for s in cfg.lora.grid),
+             "lora.grid", "lab 03 needs a lora:R:TARGETS and a qlora4|qlora8:R:TARGETS run (it saves both, merged)")
+    for key in ("dpo.steps", "dpo.batch_size"):
+        need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
+    need(cfg.dpo.beta > 0, "dpo.beta", "must be > 0")
     need(cfg.ppo.batch_size % cfg.ppo.grpo_generations == 0, "ppo.grpo_generations",
          "must divide ppo.batch_size (GRPO's batch is whole groups)")
 

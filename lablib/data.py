@@ -362,10 +362,21 @@ def preference_pairs(examples: Sequence, seed: int) -> List[Pair]:
     return pairs
 
 
+def user_turn(example) -> str:
+    """What the user says: the instruction, then the input on its own line if there is one."""
+    return f"{example.instruction}\n{example.input}" if example.input.strip() else example.instruction
+
+
 def pair_records(path: str | Path) -> List[Pair]:
-    """Pairs from a user's preference file (JSON/JSONL rows with prompt, chosen, rejected)."""
-    return [Pair(Example(r["prompt"], "", r["chosen"]), r["chosen"], r["rejected"], "file")
+    """Pairs from a preference file (JSON/JSONL rows with prompt, chosen, rejected; optional how): a user's, or
+    the one lab 04 saves."""
+    return [Pair(Example(r["prompt"], "", r["chosen"]), r["chosen"], r["rejected"], r.get("how") or "file")
             for r in load_records(path, "preference")]
+
+
+def pair_rows(pairs: Sequence[Pair]) -> List[Dict[str, str]]:
+    """Pairs as preference-file rows (the inverse of :func:`pair_records`); the prompt is the user turn."""
+    return [{"prompt": user_turn(p.example), "chosen": p.chosen, "rejected": p.rejected, "how": p.how} for p in pairs]
 
 
 def preference_splits(data_cfg, seed: int) -> Tuple[List[Pair], List[Pair]]:

@@ -41,14 +41,21 @@ class Lab:
         tmp.rename(final)
         return final
 
-    def save_json(self, name: str, obj) -> Path:
-        """``artifacts/<name>`` as JSON, written atomically."""
+    def _write(self, name: str, text: str) -> Path:
         final = self.artifact(name)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{name}.tmp")
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-        tmp.replace(final)
+        tmp.write_text(text)
+        tmp.replace(final)  # atomic: readers see the old file or the new one, never half of one
         return final
+
+    def save_json(self, name: str, obj) -> Path:
+        """``artifacts/<name>`` as JSON, written atomically."""
+        return self._write(name, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+    def save_jsonl(self, name: str, rows) -> Path:
+        """``artifacts/<name>``: one JSON object per line (a data set later labs can load), written atomically."""
+        return self._write(name, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
     def log(self, **metrics) -> dict:
         for key, value in metrics.items():

@@ -21,6 +21,7 @@ from datasets import Dataset
 from transformers import PrinterCallback
 
 from . import training
+from .data import user_turn  # noqa: F401 (sft.user_turn: the prompt side of every chat format)
 
 CHATML = (
     "{% for message in messages %}"
@@ -48,10 +49,6 @@ def use_chatml(model, tokenizer) -> int:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     tokenizer.chat_template = CHATML
     return len(missing)
-
-
-def user_turn(example) -> str:
-    return f"{example.instruction}\n{example.input}" if example.input.strip() else example.instruction
 
 
 def prompt_text(example, fmt: str, tokenizer) -> str:
