@@ -1,8 +1,10 @@
 """lablib: the shared, tested library behind the course labs.
 
 One module per concept: ``config`` (Hydra structured configs), ``data`` (embedded domain and loaders),
-``tokenization``, ``models``, ``training``, ``evaluation``, ``plots``, ``running`` (manifest and papermill
-runner) and ``session`` (what a lab notebook calls first).
+``tokenization``, ``models``, ``training`` (pretraining), ``sft``, ``lora`` and ``memory`` (LoRA/QLoRA and
+what they save), ``reward`` (reward models), ``rlhf`` (our PPO, TRL's GRPO), ``raft``, ``dpo``,
+``evaluation`` and ``leaderboard`` (NLL benchmarks, scores, the chat helper), ``plots``, ``running``
+(manifest and papermill runner), ``session`` (what a lab notebook calls first) and ``goldens``/``book``.
 """
 import os
 

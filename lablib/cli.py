@@ -5,6 +5,9 @@
     lab run [LAB ...] [overrides]     run labs (all by default) in dependency order with papermill
     lab goldens [LAB ...]             re-execute labs under `smoke` and store them as nbval goldens
     lab book [overrides]              build the course website from executed labs (default profile=smoke)
+    lab release [LAB ...] [--out DIR] student notebooks: solutions stubbed, outputs cleared (default release/)
+    lab grade LAB SUBMISSIONS [overrides] [--out DIR] [--workers N] [--timeout S] [--memory GB]
+                                      run every submitted notebook headlessly and write a gradebook
 
 Overrides are Hydra's: ``profile=smoke``, ``train.max_steps=100``, ``model=smollm2``, ``seed=1``.
 Errors are one line on stderr and exit status 2; nothing runs before everything has been checked.
@@ -16,6 +19,7 @@ import sys
 
 from . import config as config_mod
 from . import running
+from .grading import GradingError
 
 
 def _split(items):
@@ -67,23 +71,55 @@ def cmd_book(args) -> None:
     book.build(overrides, args.runs)
 
 
+def cmd_release(args) -> None:
+    from pathlib import Path
+
+    from . import grading
+
+    labs, _ = _split(args.items)
+    for lab in [running.find_lab(k) for k in labs] or running.manifest():
+        dst = Path(args.out) / "labs" / lab.notebook_path.name
+        info = grading.release(lab.notebook_path, dst)
+        print(f"wrote {dst} ({info['exercises']} exercises)")
+
+
+def cmd_grade(args) -> None:
+    from . import grading
+
+    labs, overrides = _split(args.items)
+    if len(labs) != 2:
+        raise running.RunError("lab grade takes a lab and a folder of submissions, e.g. `lab grade 04 submissions/`")
+    book = grading.grade(labs[1], labs[0], args.out, overrides, workers=args.workers, timeout_s=args.timeout,
+                         memory_gb=args.memory, runs_root=args.runs)
+    print(f"gradebook: {book} and {book.with_suffix('.md')}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=None, help="runs folder (default: $LABLIB_RUNS or ./runs)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn, help_ in (("list", cmd_list, "labs and their state"), ("show", cmd_show, "a lab's resolved config"),
                             ("run", cmd_run, "run labs with papermill"), ("goldens", cmd_goldens, "regenerate nbval goldens"),
-                            ("book", cmd_book, "build the course website")):
+                            ("book", cmd_book, "build the course website"),
+                            ("release", cmd_release, "student versions of the labs"),
+                            ("grade", cmd_grade, "grade a folder of student notebooks")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("items", nargs="*", metavar="LAB|key=value")
         p.set_defaults(fn=fn)
+        if name == "release":
+            p.add_argument("--out", default="release", help="output folder (default: release/)")
+        if name == "grade":
+            p.add_argument("--out", default="grades", help="gradebook folder (default: grades/)")
+            p.add_argument("--workers", type=int, default=2, help="submissions run at once (default 2)")
+            p.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
+            p.add_argument("--memory", type=float, default=6.0, help="GB of memory per submission (default 6)")
         if name == "run":
             p.add_argument("--force", action="store_true", help="re-run labs that are up to date")
             p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     try:
         args.fn(args)
-    except (running.RunError, config_mod.ConfigError) as exc:
+    except (running.RunError, config_mod.ConfigError, GradingError) as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -165,6 +165,18 @@ class DPOConf:
 
 
 @dataclass
+class LeaderboardConf:
+    # What lab 07 ranks: its inputs by name, smollm2 (shipped, offline), or NAME=PATH (any saved model folder)
+    checkpoints: List[str] = field(default_factory=lambda: ["smollm2", "pretrained", "sft", "lora", "qlora", "ppo",
+                                                            "raft", "dpo", "grpo"])
+    int8: List[str] = field(default_factory=lambda: ["sft"])  # also scored with 8-bit weights (bitsandbytes)
+    max_new_tokens: int = 24
+    text_docs: int = 100  # fresh plain-text documents for the text NLL
+    batch_size: int = 32
+    chat: str = "raft"  # the checkpoint the chat helper talks to ("" for none)
+
+
+@dataclass
 class GenerateConf:
     max_new_tokens: int = 40
     prompts: List[str] = field(default_factory=lambda: ["Sorted from smallest to largest,"])
@@ -186,6 +198,7 @@ class LabConfig:
     ppo: PPOConf = field(default_factory=PPOConf)
     raft: RAFTConf = field(default_factory=RAFTConf)
     dpo: DPOConf = field(default_factory=DPOConf)
+    leaderboard: LeaderboardConf = field(default_factory=LeaderboardConf)
     inputs: Dict[str, str] = field(default_factory=dict)  # upstream artifacts, filled by the runner
 
 
@@ -287,6 +300,9 @@ def _check(cfg: DictConfig) -> None:
     for key in ("dpo.steps", "dpo.batch_size"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
     need(cfg.dpo.beta > 0, "dpo.beta", "must be > 0")
+    for key in ("leaderboard.max_new_tokens", "leaderboard.text_docs", "leaderboard.batch_size"):
+        need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
+    need(len(cfg.leaderboard.checkpoints) >= 1, "leaderboard.checkpoints", "needs at least one checkpoint")
     need(cfg.ppo.batch_size % cfg.ppo.grpo_generations == 0, "ppo.grpo_generations",
          "must divide ppo.batch_size (GRPO's batch is whole groups)")
 

@@ -1,7 +1,9 @@
-"""Evaluation: language-model loss and perplexity, and the unigram baseline they must beat."""
+"""Evaluation: language-model loss and perplexity and the unigram baseline they must beat; NLL benchmarks that
+compare models with different tokenizers; generation, task scores, diversity; and a chat helper."""
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
@@ -66,6 +68,26 @@ def generate_batch(model, tokenizer, prompts, max_new_tokens: int, stop_ids=None
 
 
 @torch.no_grad()
+def generation_speed(model, tokenizer, prompts, new_tokens: int, repeats: int = 2) -> float:
+    """Generated tokens per second for one batch of ``prompts``, every row forced to ``new_tokens`` (so models
+    that stop early and models that ramble are timed on the same work); best of ``repeats`` after a warm-up."""
+    model.eval()
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        kwargs = dict(**enc, **sampling(0.0), pad_token_id=tokenizer.pad_token_id)
+        model.generate(**kwargs, max_new_tokens=2, min_new_tokens=2)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.generate(**kwargs, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+            best = min(best, time.perf_counter() - start)
+    finally:
+        tokenizer.padding_side = side
+    return len(prompts) * new_tokens / best
+
+
+@torch.no_grad()
 def response_nll(model, tokenizer, prompts, responses, batch_size: int = 16) -> dict:
     """Negative log-likelihood of each reference response given its prompt (response tokens only).
 
@@ -98,6 +120,13 @@ def response_nll(model, tokenizer, prompts, responses, batch_size: int = 16) -> 
     return {"nll": total / len(per_sample), "nll_per_token": total / tokens, "per_sample": per_sample}
 
 
+def text_nll(model, tokenizer, texts, batch_size: int = 16) -> dict:
+    """Negative log-likelihood of plain ``texts``, summed per text and averaged over texts (``nll``), and per
+    token. Each text is scored after a newline, so every model predicts every character of it, whatever its
+    tokenizer."""
+    return response_nll(model, tokenizer, ["\n"] * len(texts), list(texts), batch_size)
+
+
 def task_scores(examples, responses) -> dict:
     """Exact match and gold reward overall and per task kind (fractions in [0, 1])."""
     by_kind: dict = {}
@@ -114,3 +143,32 @@ def distinct_n(texts, n: int = 2) -> float:
     """Distinct-n (Li et al., 2016): unique word n-grams over all word n-grams of ``texts`` (0 when none)."""
     grams = [tuple(words[i:i + n]) for t in texts for words in [t.split()] for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+class Chat:
+    """Talk to a chat model from a notebook: ``bot = Chat(model, tokenizer); bot.say("Sort 3, 1, 2.")``.
+
+    Each ``say`` adds the user turn, generates the reply (greedy at ``temperature`` 0, else sampled) with the
+    model's own chat template, keeps both in ``history`` and returns the reply; ``reset`` starts over."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 64, temperature: float = 0.0, system: str = ""):
+        if tokenizer.chat_template is None:
+            raise ValueError("this tokenizer has no chat template: a pretrained (not instruction-tuned) model "
+                             "continues text rather than chats -- use models.generate")
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.temperature, self.system = max_new_tokens, temperature, system
+        self.history: list = []
+
+    def reset(self) -> None:
+        self.history = []
+
+    def say(self, message: str) -> str:
+        from .sft import stop_ids
+
+        turns = ([{"role": "system", "content": self.system}] if self.system else []) + self.history
+        turns = turns + [{"role": "user", "content": message}]
+        prompt = self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        reply = generate_batch(self.model, self.tokenizer, [prompt], self.max_new_tokens, stop_ids(self.tokenizer),
+                               temperature=self.temperature)[0].strip()
+        self.history += [{"role": "user", "content": message}, {"role": "assistant", "content": reply}]
+        return reply

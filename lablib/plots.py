@@ -83,3 +83,18 @@ def curves(history: list, keys, title: str, xlabel: str = "step"):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def panels(rows: list, label: str, keys, title: str):
+    """One horizontal-bar panel per key, one bar per row (labelled by ``row[label]``), rows in the given order:
+    e.g. a leaderboard's gold reward, NLL and speed side by side."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 0.35 * len(rows) + 1.4), squeeze=False,
+                             sharey=True)
+    names = [r[label] for r in rows]
+    for ax, key in zip(axes[0], keys):
+        ax.barh(names, [r[key] for r in rows])
+        ax.set(title=key.replace("_", " "))
+    axes[0][0].invert_yaxis()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

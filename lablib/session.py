@@ -41,7 +41,8 @@ class Lab:
         tmp.rename(final)
         return final
 
-    def _write(self, name: str, text: str) -> Path:
+    def save_text(self, name: str, text: str) -> Path:
+        """``artifacts/<name>`` with ``text`` (e.g. a CSV), written atomically."""
         final = self.artifact(name)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{name}.tmp")
@@ -51,11 +52,11 @@ class Lab:
 
     def save_json(self, name: str, obj) -> Path:
         """``artifacts/<name>`` as JSON, written atomically."""
-        return self._write(name, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        return self.save_text(name, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
     def save_jsonl(self, name: str, rows) -> Path:
         """``artifacts/<name>``: one JSON object per line (a data set later labs can load), written atomically."""
-        return self._write(name, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        return self.save_text(name, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
     def log(self, **metrics) -> dict:
         for key, value in metrics.items():

@@ -1,0 +1,361 @@
+"""Exercises, student releases and autograding.
+
+In a solution notebook an exercise is a code cell tagged ``exercise``: the student's part sits between
+``### BEGIN SOLUTION`` and ``### END SOLUTION``. The cell after it calls :func:`check`, which tests the
+student's function against lablib's own on fresh inputs and prints ``PASS name`` or ``FAIL name: why``.
+A failed check never stops the notebook, so a grader sees every exercise.
+
+``lab release`` (:func:`release`) writes the student notebooks: each solution block replaced by a stub that
+raises ``NotImplementedError``, every output cleared, the checks kept.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import nbformat
+import torch
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+EXERCISE_TAG = "exercise"
+STUB = 'raise NotImplementedError("exercise: write this part")'
+RESULTS_ENV = "LABLIB_CHECKS"  # set by the grader: check results are appended to this JSONL file
+
+
+class GradingError(ValueError):
+    """A notebook or folder that cannot be released or graded, worded as one line."""
+
+
+# --------------------------------------------------------------------------------------------
+# Checks: the student's function against lablib's on fresh inputs
+# --------------------------------------------------------------------------------------------
+CHECKS: Dict[str, Callable] = {}
+
+
+def _registered(name: str):
+    def wrap(fn):
+        CHECKS[name] = fn
+        return fn
+    return wrap
+
+
+def _close(got, want, what: str, atol: float = 1e-5) -> None:
+    got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+    if got.shape != want.shape:
+        raise AssertionError(f"{what}: shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+    if not torch.isfinite(got).all():
+        raise AssertionError(f"{what}: got a NaN or inf (compute it in a numerically stable way)")
+    if not torch.allclose(got, want, atol=atol, rtol=1e-4):
+        i = int((got - want).abs().argmax())
+        raise AssertionError(f"{what}: got {got.flatten()[i].item():.6g}, expected {want.flatten()[i].item():.6g}")
+
+
+@_registered("04.bt_loss")
+def _check_bt_loss(fn) -> None:
+    from .reward import bt_loss
+
+    g = torch.Generator().manual_seed(random.randrange(2 ** 31))
+    for n, scale in ((1, 1.0), (8, 3.0), (5, 60.0)):  # the last needs a stable log-sigmoid
+        chosen, rejected = torch.randn(n, generator=g) * scale, torch.randn(n, generator=g) * scale
+        want = -torch.nn.functional.logsigmoid(chosen.double() - rejected.double()).mean()
+        _close(fn(chosen, rejected), want, f"bt_loss on {n} pairs with rewards of scale {scale:g}")
+    same = torch.zeros(3)
+    _close(fn(same, same), math.log(2), "bt_loss when chosen and rejected score the same (should be log 2)")
+    assert bt_loss is not fn, "this is lablib's own bt_loss: write yours"
+
+
+@_registered("05.gae")
+def _check_gae(fn) -> None:
+    from .rlhf import gae
+
+    g = torch.Generator().manual_seed(random.randrange(2 ** 31))
+    rewards, values = torch.randn(3, 6, generator=g), torch.randn(3, 6, generator=g)
+    mask = torch.tensor([[1.0] * 6, [1.0] * 4 + [0.0] * 2, [1.0] + [0.0] * 5])
+    for gamma, lam in ((1.0, 1.0), (1.0, 0.95), (0.9, 0.0)):
+        adv, ret = gae(rewards, values, mask, gamma, lam)
+        got = fn(rewards.clone(), values.clone(), mask, gamma, lam)
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise AssertionError("gae must return (advantages, returns)")
+        _close(got[0], adv, f"advantages with gamma={gamma}, lam={lam}")
+        _close(got[1], ret, f"returns with gamma={gamma}, lam={lam}")
+    assert gae is not fn, "this is lablib's own gae: write yours"
+
+
+@_registered("06.select")
+def _check_select(fn) -> None:
+    from .raft import select
+
+    rng = random.Random()
+    cases = [(["a", "b", "c", "d"], [0.1, 0.9, 0.5, 0.5], 2),  # a tie: the earlier sample wins
+             (["a", "", "c", "d", "e", "f"], [5.0, 9.0, float("nan"), 1.0, 2.0, 3.0], 3)]  # invalid samples
+    scores = [rng.gauss(0, 1) for _ in range(12)]
+    cases.append(([f"r{i}" for i in range(12)], scores, 4))
+    for responses, sc, k in cases:
+        want = select(responses, sc, k, "per_prompt")
+        got = fn(responses, sc, k)
+        if list(got) != want:
+            raise AssertionError(f"for scores {[round(s, 2) for s in sc]} and k={k}: kept {list(got)}, expected {want}")
+    assert select is not fn, "this is lablib's own select: write yours"
+
+
+def check(name: str, fn: Callable) -> bool:
+    """Run exercise ``name``'s check on the student's ``fn``; print PASS or FAIL with the reason; never raise."""
+    if name not in CHECKS:
+        raise GradingError(f"no exercise called {name!r}; known: {', '.join(sorted(CHECKS))}")
+    try:
+        CHECKS[name](fn)
+        ok, why = True, ""
+    except NotImplementedError:
+        ok, why = False, "not implemented yet"
+    except Exception as exc:  # the student's code may raise anything; report it, do not stop the notebook
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        ok, why = False, f"{type(exc).__name__}: {first}" if not isinstance(exc, AssertionError) else first
+    print(f"PASS {name}" if ok else f"FAIL {name}: {why}")
+    if os.environ.get(RESULTS_ENV):
+        with open(os.environ[RESULTS_ENV], "a") as f:
+            f.write(json.dumps({"exercise": name, "passed": ok, "message": why}) + "\n")
+    return ok
+
+
+# --------------------------------------------------------------------------------------------
+# Releases
+# --------------------------------------------------------------------------------------------
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """``source`` with every solution block replaced by a stub at the block's indentation."""
+    out, inside, indent = [], False, ""
+    for n, line in enumerate(source.splitlines(), 1):
+        if line.strip() == BEGIN:
+            if inside:
+                raise GradingError(f"{where}, line {n}: {BEGIN} inside another solution block")
+            inside, indent = True, line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}{STUB}")
+        elif line.strip() == END:
+            if not inside:
+                raise GradingError(f"{where}, line {n}: {END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise GradingError(f"{where}: {BEGIN} is never closed by {END}")
+    return "\n".join(out)
+
+
+def exercises(nb) -> List[str]:
+    """The exercise names a notebook checks, in order (from its ``check("NAME", ...)`` calls)."""
+    return [m for c in nb.cells if c.cell_type == "code"
+            for m in re.findall(r"grading\.check\(\s*[\"']([^\"']+)[\"']", c.source)]
+
+
+def release(src: str | Path, dst: str | Path) -> dict:
+    """Write the student version of the notebook ``src`` to ``dst``: solutions stubbed, outputs cleared.
+    Returns the number of exercises and stubbed blocks."""
+    nb = nbformat.read(str(src), as_version=4)
+    blocks = 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if BEGIN in cell.source:
+            if EXERCISE_TAG not in cell.metadata.get("tags", []):
+                raise GradingError(f"{src}: cell {i} has a solution block but no '{EXERCISE_TAG}' tag")
+            blocks += cell.source.count(BEGIN)
+            cell.source = strip_solutions(cell.source, f"{src}: cell {i}")
+        cell.outputs, cell.execution_count = [], None
+    if any(BEGIN in c.source or END in c.source for c in nb.cells):
+        raise GradingError(f"{src}: a solution marker survived the release")
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    nbformat.write(nb, str(tmp))
+    tmp.replace(dst)
+    return {"exercises": len(exercises(nb)), "blocks": blocks}
+
+
+# --------------------------------------------------------------------------------------------
+# Grading a folder of submissions
+# --------------------------------------------------------------------------------------------
+_START = re.compile(r"lablib\.start\(\s*[\"'](\d+)[\"']")
+_READS_NOTEBOOKS = re.compile(r"\.ipynb\b|nbformat")
+
+
+def inspect(path: Path, lab_id: str) -> str:
+    """Why ``path`` cannot be graded as a submission of lab ``lab_id`` ('' when it can)."""
+    if path.suffix != ".ipynb":
+        return f"not a notebook ({path.suffix or 'no extension'})"
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # nbformat raises JSON, validation and encoding errors alike
+        return f"not a readable notebook ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:80]})"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if not any("parameters" in c.metadata.get("tags", []) for c in code):
+        return "no parameters cell (a cell tagged 'parameters'): was it built from a released lab?"
+    labs = {m for c in code for m in _START.findall(c.source)}
+    if labs and lab_id not in labs:
+        return f"a notebook of lab {'/'.join(sorted(labs))}, not lab {lab_id}"
+    if not labs:
+        return f"no lablib.start(\"{lab_id}\", ...) call: not a lab {lab_id} notebook"
+    if any(_READS_NOTEBOOKS.search(c.source) for c in code):
+        return "refused: its code reads notebook files (the solutions?)"
+    return ""
+
+
+def _limit_memory(gb: float) -> Callable:
+    def apply() -> None:  # runs in the child before exec; the kernel it starts inherits the limit
+        import resource
+
+        limit = int(gb * 2 ** 30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: List[str], timeout_s: float,
+            memory_gb: float) -> dict:
+    """Execute one submission headlessly (papermill, in a child process with a memory limit and a timeout) in
+    its own folder ``work``; return its entry: status, message, each exercise's result and the lab's metrics."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    entry = {"student": path.stem, "status": "", "message": "", "seconds": 0.0, "checks": {}, "metrics": {}}
+    why = inspect(path, lab_id)
+    if why:
+        return {**entry, "status": "invalid", "message": why}
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    submission = work / "submission.ipynb"
+    shutil.copyfile(path, submission)  # the submitted file itself is only ever read
+    results = work / "checks.jsonl"
+    env = {**os.environ, RESULTS_ENV: str(results), "JUPYTER_RUNTIME_DIR": str(work / ".jupyter"),
+           "MPLBACKEND": "Agg"}
+    cmd = [sys.executable, "-m", "lablib.grading", str(submission), str(work / "executed.ipynb"), str(work / "run"),
+           str(runs_root), json.dumps(overrides)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, preexec_fn=_limit_memory(memory_gb))
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+        status, message = ("ok", "") if proc.returncode == 0 else ("crashed", _last_line(out))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)  # the kernel too: it is in the same session
+        proc.communicate()
+        status, message = "timeout", f"still running after {timeout_s:g} s; stopped"
+    if status == "crashed" and re.search(r"MemoryError|[Cc]an(no|')t allocate memory", out):
+        status, message = "memory", f"ran out of its {memory_gb:g} GB memory limit ({message})"
+    entry.update(status=status, message=message, seconds=round(time.perf_counter() - start, 1))
+    if results.exists():
+        for line in results.read_text().splitlines():
+            r = json.loads(line)
+            entry["checks"][r["exercise"]] = "pass" if r["passed"] else f"fail: {r['message']}"
+    metrics = work / "run" / "metrics.json"
+    if metrics.exists():
+        entry["metrics"] = json.loads(metrics.read_text())
+    return entry
+
+
+def _last_line(out: str) -> str:
+    """The informative line of a failed execution: papermill's 'cell N' error, else the last line."""
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("GRADE-ERROR"):
+            return line[len("GRADE-ERROR "):]
+    return lines[-1][:200] if lines else "no output"
+
+
+def _execute(submission: str, executed: str, run_dir: str, runs_root: str, overrides: str) -> int:
+    """The child process: papermill with the lab's parameters; a failing cell is reported by its number."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(submission, executed, kernel_name="python3", progress_bar=False,
+                                   parameters={"overrides": json.loads(overrides), "run_dir": run_dir,
+                                               "runs_root": runs_root})
+    except papermill.PapermillExecutionError as exc:
+        print(f"GRADE-ERROR cell {exc.exec_count}: {exc.ename}: {str(exc.evalue).splitlines()[0][:160] if exc.evalue else ''}")
+        return 1
+    return 0
+
+
+GRADEBOOK_FIXED = ["student", "status", "message", "seconds"]
+
+
+def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), workers: int = 2,
+          timeout_s: float = 600, memory_gb: float = 6.0, runs_root: str | Path | None = None,
+          solution: str | Path | None = None, echo=print) -> Path:
+    """Grade every file in ``submissions`` as lab ``lab_key``; append each entry to ``out/gradebook.csv`` as it
+    finishes (students already there are skipped, so an interrupted batch resumes), then write
+    ``out/gradebook.md``. The exercises are those of the lab's solution notebook (or ``solution``).
+    Returns the CSV's path."""
+    import csv
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from . import running
+
+    lab = running.find_lab(lab_key)
+    folder = Path(submissions)
+    if not folder.is_dir():
+        raise GradingError(f"{folder}: not a folder of submissions")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise GradingError(f"{folder}: no submissions in it")
+    stems = [p.stem for p in files]
+    if len(set(stems)) != len(stems):
+        raise GradingError(f"{folder}: two submissions share a name ({sorted({s for s in stems if stems.count(s) > 1})})")
+    overrides = list(overrides) or ["profile=smoke"]
+    root = running.runs_root(runs_root)
+    if lab.consumes:  # the upstream labs once, for everyone (cached when already run)
+        ups = sorted({ref.partition("/")[0] for ref in lab.consumes.values()})
+        running.run(ups, overrides, root, progress=False, echo=lambda *_: None)
+    names = exercises(nbformat.read(str(solution or lab.notebook_path), as_version=4))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    book = out / "gradebook.csv"
+    columns = GRADEBOOK_FIXED + names + ["metrics"]
+    done = set()
+    if book.exists():
+        with book.open() as f:
+            rows = list(csv.DictReader(f))
+        if rows and list(rows[0]) != columns:
+            raise GradingError(f"{book}: written for other exercises ({list(rows[0])}); use another output folder")
+        done = {r["student"] for r in rows}
+    else:
+        book.write_text(",".join(columns) + "\n")
+    todo = [p for p in files if p.stem not in done]
+    echo(f"lab {lab.id}: {len(files)} submissions, {len(done)} already graded, {len(todo)} to go ({workers} at a time)")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(run_one, p, lab.id, out / "work" / p.stem, root, overrides, timeout_s, memory_gb): p
+                   for p in todo}
+        for fut in as_completed(futures):
+            e = fut.result()
+            row = {"student": e["student"], "status": e["status"], "message": e["message"], "seconds": e["seconds"],
+                   **{n: e["checks"].get(n, "not run") for n in names},
+                   "metrics": json.dumps(e["metrics"], sort_keys=True) if e["metrics"] else ""}
+            with book.open("a", newline="") as f:  # appended as it finishes: an interruption loses nothing
+                csv.DictWriter(f, columns).writerow(row)
+            passed = sum(v == "pass" for v in e["checks"].values())
+            echo(f"  {e['student']}: {e['status']}, {passed}/{len(names)} exercises {e['message']}".rstrip())
+    write_markdown(book, out / "gradebook.md")
+    return book
+
+
+def write_markdown(book: Path, dst: Path) -> Path:
+    """The gradebook CSV as a Markdown table (metrics left out), rewritten whole."""
+    import csv
+
+    with book.open() as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: r["student"])
+    cols = [c for c in (rows[0] if rows else GRADEBOOK_FIXED) if c != "metrics"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
+    dst.write_text("\n".join(lines) + "\n")
+    return dst
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_execute(*sys.argv[1:6]))

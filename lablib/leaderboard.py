@@ -1,0 +1,181 @@
+"""The evaluation lab's leaderboard: every checkpoint the course produced, scored the same way.
+
+A checkpoint is named in ``leaderboard.checkpoints`` as one of lab 07's inputs (``sft``, ``ppo`` ...), as
+``smollm2`` (the off-the-shelf SmolLM2-135M-Instruct that ships with the kit), or as ``NAME=PATH`` (any
+``save_pretrained`` folder). Every one gets the same prompts, reference responses and plain texts; models
+with different tokenizers are compared on NLL summed per sample, never on per-token perplexity.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence
+
+import torch
+
+from . import evaluation, models, sft
+
+COLUMNS = ("rank", "checkpoint", "gold_reward", "exact_match", "rm", "nll", "nll_per_token", "text_nll",
+           "text_nll_per_token", "response_tokens", "tokens_per_s", "memory_mb", "params")
+
+
+class EvalError(ValueError):
+    """A checkpoint that cannot be evaluated, worded as one line naming the config entry."""
+
+
+@dataclass
+class Checkpoint:
+    name: str
+    path: str
+    bits: int = 0  # 8: weights of the linear layers in 8-bit (bitsandbytes LLM.int8) for generation
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (8-bit)" if self.bits else self.name
+
+
+def checkpoints(cfg) -> List[Checkpoint]:
+    """``cfg.leaderboard.checkpoints`` resolved to folders, plus an 8-bit twin of each name in
+    ``leaderboard.int8``; every folder checked before any work starts."""
+    out, seen = [], set()
+    for entry in cfg.leaderboard.checkpoints:
+        name, sep, path = str(entry).partition("=")
+        where = f"leaderboard.checkpoints: {entry!r}"
+        if sep:
+            if not name or not path:
+                raise EvalError(f"{where}: expected NAME=PATH")
+        elif name == "smollm2":
+            path = str(models.smollm2_dir())
+        elif name in cfg.inputs:
+            path = cfg.inputs[name]
+        else:
+            known = ", ".join(sorted(k for k in cfg.inputs if k != "reward_model"))
+            raise EvalError(f"{where}: not an input of lab {cfg.lab} ({known}), smollm2, or NAME=PATH")
+        if not Path(path, "config.json").exists():
+            raise EvalError(f"{where}: {path} is not a saved model folder (no config.json)"
+                            + ("" if Path(path).exists() else "; it does not exist"))
+        if name in seen:
+            raise EvalError(f"{where}: the name {name!r} appears twice")
+        seen.add(name)
+        out.append(Checkpoint(name, str(path)))
+    if cfg.leaderboard.chat and cfg.leaderboard.chat not in seen:
+        raise EvalError(f"leaderboard.chat: {cfg.leaderboard.chat!r} is not in leaderboard.checkpoints")
+    for name in cfg.leaderboard.int8:
+        if name not in seen:
+            raise EvalError(f"leaderboard.int8: {name!r} is not in leaderboard.checkpoints")
+        out.append(Checkpoint(name, find(out, name).path, bits=8))
+    return out
+
+
+def find(checkpoints: Sequence[Checkpoint], name: str) -> Checkpoint:
+    """The full-precision checkpoint called ``name``."""
+    return next(c for c in checkpoints if c.name == name and not c.bits)
+
+
+def load(checkpoint: Checkpoint):
+    """(model, tokenizer) for inference, in full precision or with bitsandbytes 8-bit linear layers."""
+    from transformers import AutoModelForCausalLM
+
+    from . import lora
+
+    tokenizer = models.load_tokenizer(checkpoint.path)
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # "inputs will be cast to float16", per matmul
+    if not checkpoint.bits:
+        return AutoModelForCausalLM.from_pretrained(checkpoint.path, dtype=torch.float32).eval(), tokenizer
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            checkpoint.path, quantization_config=lora.quantization_config(checkpoint.bits), device_map="cpu")
+    except Exception as exc:  # bitsandbytes raises many kinds; all mean "cannot quantize here"
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EvalError(f"leaderboard.int8: {checkpoint.name}: bitsandbytes cannot load it in 8-bit ({msg})") from None
+    return model.eval(), tokenizer
+
+
+def chat_prompts(examples: Sequence, tokenizer) -> List[str]:
+    """The held-out prompts as ChatML text, rendered once by ``tokenizer`` (the SFT model's): every checkpoint
+    then reads the very same characters, whatever its own tokenizer."""
+    return [sft.prompt_text(e, "chatml", tokenizer) for e in examples]
+
+
+def score(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], texts: Sequence[str], reward_fn,
+          lb_cfg) -> dict:
+    """One leaderboard row: greedy responses to ``prompts`` scored by gold and by ``reward_fn`` (the reward
+    model), NLL of the reference responses and of plain ``texts`` (summed per sample, averaged), generation
+    speed and the weights' memory footprint."""
+    model, tokenizer = load(checkpoint)
+    responses = evaluation.generate_batch(model, tokenizer, prompts, lb_cfg.max_new_tokens, sft.stop_ids(tokenizer),
+                                          batch_size=lb_cfg.batch_size)
+    speed = evaluation.generation_speed(model, tokenizer, prompts[:lb_cfg.batch_size], lb_cfg.max_new_tokens,
+                                        repeats=3)
+    tasks = evaluation.task_scores(examples, responses)
+    nll = evaluation.response_nll(model, tokenizer, prompts, [e.output for e in examples], lb_cfg.batch_size)
+    text = evaluation.text_nll(model, tokenizer, texts, lb_cfg.batch_size)
+    return {"checkpoint": checkpoint.label, "gold_reward": tasks["gold_reward"], "exact_match": tasks["exact_match"],
+            "rm": sum(reward_fn(examples, responses)) / len(examples), "nll": nll["nll"],
+            "nll_per_token": nll["nll_per_token"], "text_nll": text["nll"],
+            "text_nll_per_token": text["nll_per_token"],
+            "response_tokens": nll["nll"] / nll["nll_per_token"] if nll["nll_per_token"] else 0.0,
+            "tokens_per_s": speed, "memory_mb": model.get_memory_footprint() / 2 ** 20,
+            "params": models.count_params(model)["total"], "kinds": tasks["kinds"], "responses": responses}
+
+
+def build(checkpoints: Sequence[Checkpoint], examples: Sequence, prompts: Sequence[str], texts: Sequence[str],
+          reward_fn, lb_cfg, progress: bool = True) -> List[dict]:
+    """:func:`score` every checkpoint (a progress bar across them), then :func:`rank` the rows."""
+    from tqdm.auto import tqdm
+
+    return rank([score(c, examples, prompts, texts, reward_fn, lb_cfg)
+                 for c in tqdm(checkpoints, desc="checkpoints", disable=not progress)])
+
+
+def rank(rows: Sequence[dict]) -> List[dict]:
+    """Rows best first -- highest gold reward, then lowest response NLL -- with a ``rank`` column (1 = best)."""
+    ordered = sorted(rows, key=lambda r: (-r["gold_reward"], r["nll"], r["checkpoint"]))
+    return [{**r, "rank": i} for i, r in enumerate(ordered, 1)]
+
+
+def to_csv(rows: Sequence[dict]) -> str:
+    """The leaderboard's :data:`COLUMNS` as CSV text (floats to 6 significant digits)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in rows:
+        writer.writerow([f"{r[c]:.6g}" if isinstance(r[c], float) else r[c] for c in COLUMNS])
+    return buf.getvalue()
+
+
+def table(rows: Sequence[dict]) -> str:
+    """The leaderboard as aligned text."""
+    head = (f"{'#':>2} {'checkpoint':<15} {'gold':>5} {'exact':>5} {'RM':>6} {'NLL':>7} {'NLL/tok':>7} "
+            f"{'text NLL':>8} {'tok/s':>7} {'MB':>7}")
+    lines = [head]
+    for r in rows:
+        lines.append(f"{r['rank']:>2} {r['checkpoint']:<15} {r['gold_reward']:>5.2f} {r['exact_match']:>5.0%} "
+                     f"{r['rm']:>+6.2f} {r['nll']:>7.2f} {r['nll_per_token']:>7.3f} {r['text_nll']:>8.1f} "
+                     f"{r['tokens_per_s']:>7.0f} {r['memory_mb']:>7.1f}")
+    return "\n".join(lines)
+
+
+def quantization_cost(rows: Sequence[dict]) -> List[dict]:
+    """For each 8-bit row, what 8 bits cost and saved against the same checkpoint in full precision."""
+    by_label = {r["checkpoint"]: r for r in rows}
+    out = []
+    for r in rows:
+        if r["checkpoint"].endswith(" (8-bit)"):
+            full = by_label[r["checkpoint"][: -len(" (8-bit)")]]
+            out.append({"checkpoint": full["checkpoint"], "gold_change": r["gold_reward"] - full["gold_reward"],
+                        "nll_change": r["nll"] - full["nll"], "text_nll_change": r["text_nll"] - full["text_nll"],
+                        "memory_ratio": r["memory_mb"] / full["memory_mb"],
+                        "speed_ratio": r["tokens_per_s"] / full["tokens_per_s"],
+                        "same_responses": sum(a == b for a, b in zip(r["responses"], full["responses"]))
+                        / len(r["responses"])})
+    return out
+
+
+def finite(rows: Sequence[dict]) -> bool:
+    """Every number in the table is finite (a NaN would mean a broken checkpoint, not a bad one)."""
+    return all(math.isfinite(r[c]) for r in rows for c in COLUMNS if isinstance(r[c], float))
