@@ -8,6 +8,8 @@
     lab release [LAB ...] [--out DIR] student notebooks: solutions stubbed, outputs cleared (default release/)
     lab grade LAB SUBMISSIONS [overrides] [--out DIR] [--workers N] [--timeout S] [--memory GB]
                                       run every submitted notebook headlessly and write a gradebook
+    lab batch LAB ... GRID [--out DIR] [--workers N] [--launcher local|submitit-local|slurm] [--metric KEY]
+                                      run labs over a grid (Hydra multirun: lora.r=4,8,16 seed=0,1), one table
 
 Overrides are Hydra's: ``profile=smoke``, ``train.max_steps=100``, ``model=smollm2``, ``seed=1``.
 Errors are one line on stderr and exit status 2; nothing runs before everything has been checked.
@@ -94,6 +96,18 @@ def cmd_grade(args) -> None:
     print(f"gradebook: {book} and {book.with_suffix('.md')}")
 
 
+def cmd_batch(args) -> None:
+    from . import batch
+
+    labs, overrides = _split(args.items)
+    rows = batch.batch(labs, overrides, args.out, workers=args.workers, launcher=args.launcher,
+                       base_root=args.runs, metric=args.metric)
+    failed = [r for r in rows if r["status"] != "ok"]
+    print(f"{len(rows)} runs, {len(failed)} failed; summary: {args.out}/summary.csv, summary.md, summary.png")
+    if failed:
+        raise running.RunError(f"{len(failed)} of {len(rows)} runs failed (see {args.out}/summary.md)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=None, help="runs folder (default: $LABLIB_RUNS or ./runs)")
@@ -102,7 +116,8 @@ def main(argv=None) -> int:
                             ("run", cmd_run, "run labs with papermill"), ("goldens", cmd_goldens, "regenerate nbval goldens"),
                             ("book", cmd_book, "build the course website"),
                             ("release", cmd_release, "student versions of the labs"),
-                            ("grade", cmd_grade, "grade a folder of student notebooks")):
+                            ("grade", cmd_grade, "grade a folder of student notebooks"),
+                            ("batch", cmd_batch, "run labs over a grid of overrides")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("items", nargs="*", metavar="LAB|key=value")
         p.set_defaults(fn=fn)
@@ -113,6 +128,11 @@ def main(argv=None) -> int:
             p.add_argument("--workers", type=int, default=2, help="submissions run at once (default 2)")
             p.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
             p.add_argument("--memory", type=float, default=6.0, help="GB of memory per submission (default 6)")
+        if name == "batch":
+            p.add_argument("--out", default="batch", help="output folder (default: batch/)")
+            p.add_argument("--workers", type=int, default=2, help="runs at once (default 2)")
+            p.add_argument("--launcher", default="local", help="local | submitit-local | slurm (default local)")
+            p.add_argument("--metric", default=None, help="the metric plotted per run (default: the first)")
         if name == "run":
             p.add_argument("--force", action="store_true", help="re-run labs that are up to date")
             p.add_argument("--quiet", action="store_true", help="no progress bars")

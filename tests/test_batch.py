@@ -1,0 +1,47 @@
+"""`lab batch`: Hydra multirun grids, runs in parallel (a local pool, submitit's local executor), one summary."""
+import csv
+
+import pytest
+
+from lablib import batch, running
+
+
+def test_the_grid_is_every_combination_of_the_sweeps():
+    grid = batch.expand(["lora.r=4,8,16", "seed=0,1", "profile=smoke"])
+    assert len(grid) == 6
+    assert grid[0] == ["lora.r=4", "seed=0", "profile=smoke"] and grid[-1] == ["lora.r=16", "seed=1", "profile=smoke"]
+    assert batch.expand(["seed=range(0,3)"]) == [["seed=0"], ["seed=1"], ["seed=2"]]
+    with pytest.raises(running.RunError, match="bad override"):
+        batch.expand(["seed=0,"])
+
+
+def test_bad_grid_points_and_launchers_fail_before_anything_runs(tmp_path):
+    with pytest.raises(Exception, match=r"train.max_steps=0"):
+        batch.batch(["01"], ["train.max_steps=0,5", "profile=smoke"], tmp_path)
+    with pytest.raises(running.RunError, match="--launcher ray: must be one of"):
+        batch.batch(["01"], ["profile=smoke"], tmp_path, launcher="ray")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_grid_varies_the_named_labs_and_links_their_upstream(tmp_path, runs_root):
+    running.run(["01"], ["profile=smoke"], runs_root, progress=False, echo=lambda *_: None)
+    assert batch.fixed_overrides(["sft.max_new_tokens=8,12", "profile=smoke"]) == ["profile=smoke"]
+    batch._link(["01"], ["profile=smoke"], tmp_path, runs_root)
+    assert (tmp_path / "smoke" / "01_pretraining").resolve() == (runs_root / "smoke" / "01_pretraining").resolve()
+    assert batch.chain(["05"]) == ["01", "02", "04", "05"]
+    with pytest.raises(running.RunError, match="sweeps profile"):
+        batch.batch(["01"], ["profile=smoke,cpu"], tmp_path)
+
+
+@pytest.mark.parametrize("launcher", ["local", "submitit-local"])
+def test_a_failed_run_is_named_with_its_cell_and_the_others_finish(tmp_path, runs_root, launcher):
+    out = tmp_path / "batch"
+    rows = batch.batch(["01"], ["data.n_docs=1,400", "profile=smoke"],
+                       out, workers=2, launcher=launcher, base_root=runs_root, metric="val_loss", echo=lambda *_: None)
+    assert [r["status"] for r in rows] == ["failed", "ok"]
+    assert "failed in cell" in rows[0]["message"] and "need at least 2 examples" in rows[0]["message"]
+    assert rows[1]["metrics"]["val_loss"] > 0
+    table = list(csv.DictReader((out / "summary.csv").open()))
+    assert [t["overrides"] for t in table] == ["data.n_docs=1 profile=smoke", "data.n_docs=400 profile=smoke"]
+    assert table[0]["val_loss"] == "" and float(table[1]["val_loss"]) > 0
+    assert (out / "summary.md").exists() and (out / "summary.png").exists()
