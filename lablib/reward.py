@@ -109,9 +109,10 @@ def make_trainer(model, tokenizer, train_pairs: Sequence, val_pairs: Sequence, c
 
 
 def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
-    """The Bradley-Terry loss: minus the log-probability that chosen beats rejected, averaged over pairs."""
-    p_chosen_wins = torch.sigmoid(r_chosen - r_rejected)
-    return -torch.log(p_chosen_wins).mean()
+    """The Bradley-Terry loss: minus the log-probability that chosen beats rejected, ``log sigmoid(r_chosen -
+    r_rejected)``, averaged over pairs. ``logsigmoid`` keeps it finite where ``log(sigmoid(x))`` would give
+    ``-inf`` (a margin below about -100)."""
+    return -torch.nn.functional.logsigmoid(r_chosen - r_rejected).mean()
 
 
 @torch.no_grad()

@@ -131,13 +131,15 @@ def test_a_class_is_graded_in_parallel_with_an_entry_for_every_submission(tmp_pa
     nbformat.write(no_params, str(subs / "gus.ipynb"))
     peek = lab_notebook(SOLUTIONS["04.bt_loss"], extra="open('../../labs/04_reward.ipynb').read()")
     nbformat.write(peek, str(subs / "hal.ipynb"))
+    hog = lab_notebook(SOLUTIONS["04.bt_loss"], extra="x = bytearray(64 * 2 ** 30)")
+    nbformat.write(hog, str(subs / "ivy.ipynb"))
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in subs.iterdir()}
 
     out = tmp_path / "grades"
-    book = grading.grade(subs, "01", out, ["profile=smoke"], workers=2, timeout_s=40, runs_root=runs_root,
+    book = grading.grade(subs, "01", out, ["profile=smoke"], workers=2, timeout_s=90, runs_root=runs_root,
                          solution=tmp_path / "solution.ipynb", echo=lambda *_: None)
     rows = {r["student"]: r for r in csv.DictReader(book.open())}
-    assert set(rows) == {"ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal"}
+    assert set(rows) == {"ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ivy"}
     assert rows["ada"]["status"] == "ok" and rows["ada"]["04.bt_loss"] == "pass" and '"answer": 42' in rows["ada"]["metrics"]
     assert rows["bob"]["status"] == "ok" and rows["bob"]["04.bt_loss"] == "fail: not implemented yet"
     assert rows["cy"]["status"] == "crashed" and "ValueError: boom" in rows["cy"]["message"]
@@ -147,6 +149,7 @@ def test_a_class_is_graded_in_parallel_with_an_entry_for_every_submission(tmp_pa
     assert rows["fay"]["message"] == "not a notebook (.txt)"
     assert rows["gus"]["message"].startswith("no parameters cell")
     assert rows["hal"]["message"].startswith("refused")
+    assert rows["ivy"]["status"] == "memory" and "6 GB memory limit" in rows["ivy"]["message"]
     assert "| ada | ok |" in (out / "gradebook.md").read_text()
     assert before == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in subs.iterdir()}
 
@@ -154,8 +157,8 @@ def test_a_class_is_graded_in_parallel_with_an_entry_for_every_submission(tmp_pa
     said = []
     grading.grade(subs, "01", out, ["profile=smoke"], runs_root=runs_root, solution=tmp_path / "solution.ipynb",
                   echo=said.append)
-    assert "8 already graded, 0 to go" in said[0]
-    assert len(list(csv.DictReader(book.open()))) == 8
+    assert "9 already graded, 0 to go" in said[0]
+    assert len(list(csv.DictReader(book.open()))) == 9
 
 
 def test_an_empty_folder_is_an_error(tmp_path):
