@@ -2,7 +2,10 @@
 
     python bench/run.py                    # training-loop overhead, cpu-profile model (≈2 min)
     python bench/run.py --labs smoke       # + each lab's wall time and peak RSS under a profile
+    python bench/run.py --papermill        # + papermill's overhead per notebook (kernel start to finish)
+    python bench/run.py --rl cpu           # + RAFT vs PPO: wall time to the same held-out gold reward
     python bench/run.py --quick            # a seconds-long version (the test suite runs this)
+    python bench/run.py ... --json bench/results.json --markdown book/benchmarks.md   # keep the figures
 
 Overhead: lablib's pretraining (HF Trainer: scheduler, clipping, logging) against a bare PyTorch loop
 (forward, backward, AdamW step) on the same model, batch and data, alternated within one process so that
@@ -62,32 +65,147 @@ def overhead(profile: str, steps: int, repeats: int) -> dict:
             "ratio": statistics.median(ratios), "ratios": ratios}
 
 
-def lab_times(profile: str) -> list:
-    """Each lab run in its own process (forced, private runs folder): wall time and peak RSS of its kernel."""
+def lab_times(profile: str, root: str) -> list:
+    """Each lab run in its own process (forced, into the runs folder ``root``): wall time and peak RSS of its
+    kernel."""
     from lablib import running
 
     rows = []
-    with tempfile.TemporaryDirectory() as root:
-        for lab in running.manifest():
-            code = ("import resource, sys, time; from lablib import running; t = time.perf_counter(); "
-                    f"running.run([{lab.id!r}], ['profile={profile}'], {root!r}, force=True, progress=False, "
-                    "echo=lambda *_: None); "
-                    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            seconds, rss_kb = out.stdout.split()[-2:]
-            metrics = json.loads((running.run_dir(lab, profile, root) / "metrics.json").read_text())
-            rows.append({"lab": lab.id, "name": lab.name, "profile": profile, "seconds": float(seconds),
-                         "peak_rss_gb": int(rss_kb) / 2**20, "metrics": metrics})
+    for lab in running.manifest():
+        code = ("import resource, sys, time; from lablib import running; t = time.perf_counter(); "
+                f"running.run([{lab.id!r}], ['profile={profile}'], {root!r}, force=True, progress=False, "
+                "echo=lambda *_: None); "
+                "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        seconds, rss_kb = out.stdout.split()[-2:]
+        metrics = json.loads((running.run_dir(lab, profile, root) / "metrics.json").read_text())
+        rows.append({"lab": lab.id, "name": lab.name, "profile": profile, "seconds": float(seconds),
+                     "peak_rss_gb": int(rss_kb) / 2**20, "metrics": metrics})
     return rows
+
+
+def papermill_overhead(repeats: int = 5) -> dict:
+    """Seconds from kernel start to finish for (a) a notebook that does nothing and (b) a trivial lab: the
+    parameters cell, ``lablib.start`` (config, seeds, run folder), one metric, ``finish``. Median of ``repeats``."""
+    import nbformat
+    import papermill
+
+    trivial = ('import lablib\nlab = lablib.start("01", overrides, run_dir, runs_root)\n'
+               'lab.log(answer=42)\nlab.finish()')
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, code in (("empty_notebook_s", "x = 1"), ("trivial_lab_s", trivial)):
+            nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                   "language": "python"}})
+            params = nbformat.v4.new_code_cell("overrides = []\nrun_dir = None\nruns_root = None")
+            params.metadata["tags"] = ["parameters"]
+            nb.cells = [params, nbformat.v4.new_code_cell(code)]
+            src = Path(tmp) / f"{name}.ipynb"
+            nbformat.write(nb, str(src))
+            times = []
+            for r in range(repeats):
+                start = time.perf_counter()
+                papermill.execute_notebook(str(src), str(Path(tmp) / f"out-{r}.ipynb"), progress_bar=False,
+                                           parameters={"overrides": ["profile=smoke"], "run_dir": f"{tmp}/run-{r}",
+                                                       "runs_root": tmp})
+                times.append(time.perf_counter() - start)
+            out[name] = statistics.median(times)
+    return out
+
+
+def raft_vs_ppo(profile: str, every: int, root: str | None = None) -> dict:
+    """PPO and RAFT from the same SFT policy against the same reward model (lab 06's setting, its upstream labs
+    taken from the runs folder or run there first), each for its configured length. Every ``every`` steps (PPO) or iteration (RAFT) the policy answers the held-out prompts
+    greedily; the clock runs only while training. Reported: the seconds each needs to first reach the highest
+    held-out gold reward (and RM score) that both reach."""
+    import copy
+
+    from lablib import raft, rlhf, running
+
+    lab = running.find_lab("06")
+    upstream = [k for k in running.with_upstream([lab.id]) if k != lab.id]
+    running.run(upstream, [f"profile={profile}"], root, progress=False, echo=lambda *_: None)  # cached if up to date
+    cfg = running.compose(lab, [f"profile={profile}"], root)
+    with tempfile.TemporaryDirectory() as tmp:
+        rl = rlhf.Setting(cfg)
+        start = rl.evaluate(rl.policy)
+        curves = {"ppo": [(0.0, start["gold_reward"], start["rm"])], "raft": [(0.0, start["gold_reward"], start["rm"])]}
+        ppo, clock = rl.ppo(copy.deepcopy(rl.policy)), 0.0
+        for _ in range(0, cfg.ppo.steps, every):
+            clock += sum(h["seconds"] for h in ppo.train(rl.train, every, progress=False)[-every:])
+            e = rl.evaluate(ppo.policy)
+            curves["ppo"].append((clock, e["gold_reward"], e["rm"]))
+        run, clock = raft.RAFT(copy.deepcopy(rl.policy), rl.tokenizer, rl.rm_reward, cfg, Path(tmp) / "raft"), 0.0
+        for i in range(cfg.raft.iterations):
+            batch = run.rng.sample(list(rl.train), min(cfg.raft.batch_size, len(rl.train)))
+            clock += run.iteration(batch, i)["seconds"]
+            e = rl.evaluate(run.policy)
+            curves["raft"].append((clock, e["gold_reward"], e["rm"]))
+
+    def time_to(points, col, target):
+        return next((p[0] for p in points if p[col] >= target - 1e-9), None)
+
+    result = {"profile": profile, "start_gold": start["gold_reward"], "start_rm": start["rm"], "curves": curves}
+    for col, name in ((1, "gold"), (2, "rm")):
+        target = min(max(p[col] for p in curves["ppo"]), max(p[col] for p in curves["raft"]))
+        result[name] = {"target": target, "improved": target > curves["ppo"][0][col] + 1e-9,
+                        "ppo_s": time_to(curves["ppo"], col, target), "raft_s": time_to(curves["raft"], col, target)}
+    return result
+
+
+def markdown(results: dict) -> str:
+    """The figures as the book's benchmarks page."""
+    lines = ["# Benchmarks", "",
+             f"Measured {results['date']} on {results['machine']} with `python bench/run.py "
+             f"{results.get('args', '')}`. Speed targets live here, not in tests; rerun the command to refresh.", ""]
+    ov = results["overhead"]
+    lines += ["## Training-loop overhead", "",
+              f"lablib's pretraining (HF `Trainer`) against a bare PyTorch loop on the {ov['profile']} model, batch "
+              f"{ov['batch']}, {ov['steps']} steps, {ov['threads']} threads, alternated in one process.", "",
+              "| loop | tokens/s |", "|---|---|",
+              f"| bare PyTorch | {ov['bare_tokens_per_s']:,.0f} |", f"| lablib (HF Trainer) | {ov['lablib_tokens_per_s']:,.0f} |",
+              "", f"Ratio lablib / bare: **{ov['ratio']:.3f}** (target ≥ 0.90).", ""]
+    if "papermill" in results:
+        pm = results["papermill"]
+        lines += ["## Papermill overhead per notebook", "",
+                  "| notebook | seconds, kernel start to finish |", "|---|---|",
+                  f"| empty (one cell) | {pm['empty_notebook_s']:.2f} |",
+                  f"| trivial lab (`lablib.start`, one metric, `finish`) | {pm['trivial_lab_s']:.2f} |", "",
+                  "Target ≤ 1.5 s for the papermill machinery itself (the empty notebook); the trivial lab adds "
+                  "the import of lablib and its stack.", ""]
+    if "labs" in results:
+        lines += [f"## Labs under the `{results['labs'][0]['profile']}` profile", "",
+                  "| lab | wall time (s) | peak RSS (GB) |", "|---|---|---|"]
+        lines += [f"| {r['lab']} {r['name']} | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} |" for r in results["labs"]]
+        lines += [f"| **total** | **{sum(r['seconds'] for r in results['labs']):.1f}** | "
+                  f"max {max(r['peak_rss_gb'] for r in results['labs']):.2f} |", ""]
+    if "rl" in results:
+        rl = results["rl"]
+        lines += [f"## RAFT vs PPO: wall time to the same reward (`{rl['profile']}` profile)", "",
+                  "Both start from lab 02's SFT policy and train against lab 04's reward model; the held-out prompts "
+                  "are answered greedily after each PPO step block / RAFT iteration (not timed).", "",
+                  "| reward (held-out) | start | target (best both reach) | PPO (s) | RAFT (s) |", "|---|---|---|---|---|"]
+        for name in ("gold", "rm"):
+            r = rl[name]
+            fmt = lambda s: "—" if s is None else f"{s:.1f}"  # noqa: E731
+            lines.append(f"| {name} | {rl['start_' + name]:.3f} | {r['target']:.3f}"
+                         f"{'' if r['improved'] else ' (no gain)'} | {fmt(r['ppo_s'])} | {fmt(r['raft_s'])} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smoke sizes, a few seconds")
     ap.add_argument("--labs", metavar="PROFILE", help="also time every lab under this profile")
+    ap.add_argument("--papermill", action="store_true", help="also papermill's overhead per notebook")
+    ap.add_argument("--rl", metavar="PROFILE", help="also RAFT vs PPO wall time to the same reward")
+    ap.add_argument("--rl-every", type=int, default=2, help="PPO steps between evaluations (default 2)")
     ap.add_argument("--json", metavar="FILE", help="write the results here too")
+    ap.add_argument("--markdown", metavar="FILE", help="and as a Markdown page (the book's benchmarks page)")
     args = ap.parse_args()
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}"}
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
+               "args": " ".join(a for a in sys.argv[1:] if not a.endswith((".json", ".md")) and a not in ("--json", "--markdown"))}
     ov = overhead("smoke", 20, 1) if args.quick else overhead("cpu", 60, 3)
     results["overhead"] = ov
     print(f"training-loop overhead ({ov['profile']} model, batch {ov['batch']}, {ov['steps']} steps, "
@@ -96,15 +214,30 @@ def main() -> None:
     print(f"  lablib (HF Trainer) {ov['lablib_tokens_per_s']:>10,.0f} tokens/s")
     print(f"  ratio lablib/bare   {ov['ratio']:>10.3f}   (target >= 0.90; per repeat: "
           f"{', '.join(f'{r:.3f}' for r in ov['ratios'])})")
+    labs_root = tempfile.TemporaryDirectory(prefix="bench-runs-")  # the labs' runs, reused by --rl when it can
     if args.labs:
-        results["labs"] = lab_times(args.labs)
+        results["labs"] = lab_times(args.labs, labs_root.name)
         print(f"\nlabs under the {args.labs} profile (papermill included):")
         for r in results["labs"]:
             extra = f"val_loss {r['metrics']['val_loss']:.3f}" if "val_loss" in r["metrics"] else ""
             print(f"  {r['lab']} {r['name']:<14} {r['seconds']:7.1f} s   peak RSS {r['peak_rss_gb']:.2f} GB   {extra}")
         print(f"  total             {sum(r['seconds'] for r in results['labs']):7.1f} s")
+    if args.papermill or args.quick:
+        results["papermill"] = papermill_overhead(2 if args.quick else 5)
+        pm = results["papermill"]
+        print(f"\npapermill, kernel start to finish: empty notebook {pm['empty_notebook_s']:.2f} s (target <= 1.5), "
+              f"trivial lab {pm['trivial_lab_s']:.2f} s")
+    if args.rl:
+        results["rl"] = rl = raft_vs_ppo(args.rl, args.rl_every, labs_root.name if args.labs == args.rl else None)
+        print(f"\nRAFT vs PPO ({args.rl} profile), seconds of training to the best held-out reward both reach:")
+        for name in ("gold", "rm"):
+            r = rl[name]
+            print(f"  {name:>4}: start {rl['start_' + name]:.3f} -> target {r['target']:.3f}: PPO {r['ppo_s']} s, "
+                  f"RAFT {r['raft_s']} s{'' if r['improved'] else '  (neither improved on the SFT policy)'}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(results) + "\n")
 
 
 if __name__ == "__main__":

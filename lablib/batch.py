@@ -49,18 +49,6 @@ def fixed_overrides(overrides: Sequence[str]) -> List[str]:
     return [o.input_line for o in parsed if not o.is_sweep_override()]
 
 
-def chain(keys: Sequence[str]) -> List[str]:
-    """The ids of the labs ``keys`` and of every lab they consume from, transitively, in course order."""
-    labs = running.manifest()
-    ids, frontier = set(), {running.find_lab(k).id for k in keys}
-    while frontier:
-        lab_id = frontier.pop()
-        ids.add(lab_id)
-        lab = next(x for x in labs if x.id == lab_id)
-        frontier |= {ref.partition("/")[0] for ref in lab.consumes.values()} - ids
-    return [lab.id for lab in labs if lab.id in ids]
-
-
 def _link(upstream: Sequence[str], fixed: Sequence[str], root: Path, base_root: Path) -> None:
     """Link the base runs of the ``upstream`` labs (run with the ``fixed`` overrides) into ``root``."""
     for lab_id in upstream:
@@ -72,12 +60,13 @@ def _link(upstream: Sequence[str], fixed: Sequence[str], root: Path, base_root: 
             target.symlink_to(running.run_dir(lab, profile, base_root), target_is_directory=True)
 
 
-def run_point(keys: Sequence[str], point: Sequence[str], root: str) -> dict:
+def run_point(keys: Sequence[str], point: Sequence[str], root: str, workers: int = 1) -> dict:
     """Run ``keys`` with the overrides ``point`` into the runs folder ``root`` (a child ``lab run`` process).
     Module-level, so submitit can pickle it."""
     start = time.perf_counter()
+    env = {**os.environ, "MPLBACKEND": "Agg", **running.worker_env(workers)}
     proc = subprocess.run([sys.executable, "-m", "lablib.cli", "--runs", str(root), "run", *keys, *point, "--quiet"],
-                          capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
+                          capture_output=True, text=True, env=env)
     lines = [line for line in proc.stderr.splitlines() if line.startswith("lab: error:")]
     last = running.find_lab(keys[-1])
     metrics = {}
@@ -108,7 +97,7 @@ def batch(keys: Sequence[str], overrides: Sequence[str], out: str | Path, worker
         for key in keys:
             running.compose(running.find_lab(key), point, base)
     wanted = {running.find_lab(k).id for k in keys}
-    upstream = [k for k in chain(keys) if k not in wanted]
+    upstream = [k for k in running.with_upstream(keys) if k not in wanted]
     if upstream:  # once, with the fixed overrides; the grid varies only the labs it names
         echo(f"upstream labs {', '.join(upstream)} with {' '.join(fixed) or 'no overrides'} (cached when up to date)")
         running.run(upstream, fixed, base, progress=False, echo=lambda *_: None)
@@ -118,7 +107,7 @@ def batch(keys: Sequence[str], overrides: Sequence[str], out: str | Path, worker
     echo(f"{len(points)} runs of lab(s) {', '.join(keys)} on {launcher}, {workers} at a time -> {out}")
     if launcher == "local":
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # each run is its own process
-            rows = list(pool.map(lambda pr: run_point(keys, *pr), zip(points, [str(r) for r in roots])))
+            rows = list(pool.map(lambda pr: run_point(keys, *pr, workers), zip(points, [str(r) for r in roots])))
     else:
         rows = _submitit(keys, points, roots, out, workers, launcher, slurm or {})
     for i, r in enumerate(rows):
@@ -137,7 +126,8 @@ def _submitit(keys, points, roots, out: Path, workers: int, launcher: str, slurm
     rows = []
     for i in range(0, len(points), max(1, workers)):  # the local executor has no parallelism limit of its own
         chunk = list(zip(points, roots))[i:i + max(1, workers)]
-        jobs = [executor.submit(run_point, list(keys), point, str(root)) for point, root in chunk]
+        jobs = [executor.submit(run_point, list(keys), point, str(root), 1 if launcher == "slurm" else workers)
+                for point, root in chunk]
         rows += [job.result() for job in jobs]
     return rows
 

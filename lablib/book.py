@@ -2,7 +2,8 @@
 
 ``lab book [profile=smoke]`` runs the labs (or reuses up-to-date runs), then stages a book folder:
 
-* the hand-written pages in ``book/`` (introduction, setup, instructors),
+* the hand-written pages in ``book/`` (introduction, setup, instructors, distributed training), the
+  benchmark figures (``bench/run.py --markdown``) and the bad-input table (``tests/test_bad_inputs.py``),
 * one chapter per lab: the notebook executed by papermill, with its plots and tables,
 * ``reference.md``, generated from ``lablib``'s docstrings (read with ``ast``, nothing imported),
 * MathJax 3, vendored from npm, so that math renders with no network,
@@ -75,7 +76,8 @@ def toc(labs: Sequence[running.LabSpec]) -> str:
     return ("format: jb-book\nroot: intro\nparts:\n"
             "  - caption: Getting started\n    chapters:\n      - file: setup\n"
             f"  - caption: Labs\n    chapters:\n{chapters}\n"
-            "  - caption: For instructors\n    chapters:\n      - file: instructors\n      - file: reference\n")
+            "  - caption: For instructors\n    chapters:\n      - file: instructors\n      - file: distributed\n"
+            "      - file: benchmarks\n      - file: bad_inputs\n      - file: reference\n")
 
 
 def stage_notebook(src: Path, dst: Path) -> None:

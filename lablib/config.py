@@ -246,8 +246,33 @@ def load(config_name: str, overrides: List[str] | tuple = ()) -> DictConfig:
     finally:
         GlobalHydra.instance().clear()
     _check(cfg)
+    _check_paths(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+LOCAL_PATHS = {"data.path": ("text", "records", "hf"), "model.path": ("path",)}  # key -> sources naming a local path
+
+
+def _check_paths(cfg: DictConfig) -> None:
+    """A local file or folder the config names must exist (hub ids are not checked: they need a network)."""
+    for key, sources in LOCAL_PATHS.items():
+        if OmegaConf.select(cfg, key.split(".")[0] + ".source") in sources:
+            path = Path(OmegaConf.select(cfg, key)).expanduser()
+            if not path.exists():
+                raise ConfigError(f"{key}={str(path)!r}: no such file or folder (relative to {Path.cwd()})")
+
+
+def absolute_paths(overrides: List[str] | tuple) -> List[str]:
+    """The overrides with local paths made absolute, so that a lab's kernel (which runs in its own folder)
+    reads the file the user meant."""
+    out = []
+    for o in overrides:
+        key, eq, value = str(o).partition("=")
+        if eq and key.lstrip("+") in LOCAL_PATHS and value and Path(value).expanduser().exists():
+            o = f"{key}={Path(value).expanduser().resolve()}"
+        out.append(o)
+    return out
 
 
 def _check(cfg: DictConfig) -> None:

@@ -55,6 +55,72 @@ def _close(got, want, what: str, atol: float = 1e-5) -> None:
         raise AssertionError(f"{what}: got {got.flatten()[i].item():.6g}, expected {want.flatten()[i].item():.6g}")
 
 
+def _generator() -> torch.Generator:
+    return torch.Generator().manual_seed(random.randrange(2 ** 31))  # fresh inputs each time: no hard-coding
+
+
+@_registered("01.next_token_loss")
+def _check_next_token_loss(fn) -> None:
+    F = torch.nn.functional
+    g = _generator()
+    for b, t, v, scale in ((1, 5, 7, 1.0), (3, 9, 11, 2.0), (2, 6, 5, 80.0)):  # the last needs log-softmax
+        logits, ids = torch.randn(b, t, v, generator=g) * scale, torch.randint(0, v, (b, t), generator=g)
+        want = F.cross_entropy(logits[:, :-1].reshape(-1, v).double(), ids[:, 1:].reshape(-1))
+        got = torch.as_tensor(fn(logits.clone(), ids.clone()), dtype=torch.float64)
+        unshifted = F.cross_entropy(logits.reshape(-1, v).double(), ids.reshape(-1))
+        if got.shape == () and torch.isclose(got, unshifted) and not torch.isclose(got, want):
+            raise AssertionError("the logits at position t must predict the token at t + 1: shift by one")
+        _close(got, want, f"loss on a batch of {b} x {t} tokens, vocabulary {v}, logits of scale {scale:g}")
+
+
+@_registered("02.mask_prompt")
+def _check_mask_prompt(fn) -> None:
+    g = _generator()
+    ids = torch.randint(5, 50, (3, 8), generator=g)
+    prompt_lens = torch.tensor([2, 5, 1])
+    attention = torch.tensor([[1] * 8, [1] * 7 + [0], [1] * 4 + [0] * 4])  # rows 2 and 3 end in padding
+    want = ids.clone()
+    want[torch.arange(8)[None, :] < prompt_lens[:, None]] = -100
+    want[attention == 0] = -100
+    before = ids.clone()
+    got = torch.as_tensor(fn(ids, prompt_lens, attention))
+    if not torch.equal(ids, before):
+        raise AssertionError("input_ids were changed in place: build the labels in a copy (.clone())")
+    if got.shape != want.shape:
+        raise AssertionError(f"labels of shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+    bad = (got != want).nonzero()
+    if len(bad):
+        i, j = bad[0].tolist()
+        why = ("a prompt token" if j < prompt_lens[i] else "padding" if attention[i, j] == 0 else "a response token")
+        raise AssertionError(f"row {i}, position {j} ({why}): label {got[i, j].item()}, expected {want[i, j].item()}")
+
+
+@_registered("03.lora_forward")
+def _check_lora_forward(fn) -> None:
+    g = _generator()
+    for shape, d_in, d_out, r, alpha in (((4,), 6, 5, 2, 4.0), ((2, 3), 8, 8, 4, 16.0), ((1,), 5, 3, 1, 1.0)):
+        x, w = torch.randn(*shape, d_in, generator=g), torch.randn(d_out, d_in, generator=g)
+        a, b = torch.randn(r, d_in, generator=g), torch.randn(d_out, r, generator=g)
+        want = x @ w.T + (alpha / r) * (x @ a.T) @ b.T
+        got = torch.as_tensor(fn(x, w, a, b, alpha))
+        if got.shape == want.shape and r > 1 and torch.allclose(got, x @ w.T + (x @ a.T) @ b.T, atol=1e-4):
+            raise AssertionError("the update is not scaled: multiply B(Ax) by alpha / r")
+        if got.shape == want.shape and r > 1 and torch.allclose(got, x @ w.T + alpha * (x @ a.T) @ b.T, atol=1e-4):
+            raise AssertionError("the update is scaled by alpha: the scale is alpha / r")
+        _close(got, want, f"x of shape {tuple(x.shape)}, rank {r}, alpha {alpha:g}", atol=1e-4)
+    # The same numbers as PEFT's own LoRA layer (random A and B, so the update is not zero).
+    import peft
+
+    base = torch.nn.Sequential(torch.nn.Linear(6, 4, bias=False))
+    model = peft.get_peft_model(base, peft.LoraConfig(r=2, lora_alpha=8, target_modules=["0"],
+                                                      init_lora_weights=False))
+    layer = model.base_model.model[0]
+    x = torch.randn(3, 6, generator=g)
+    with torch.no_grad():
+        _close(fn(x, layer.base_layer.weight, layer.lora_A["default"].weight, layer.lora_B["default"].weight, 8.0),
+               layer(x), "against PEFT's LoRA layer (r=2, alpha=8)", atol=1e-4)
+
+
 @_registered("04.bt_loss")
 def _check_bt_loss(fn) -> None:
     from .reward import bt_loss
@@ -62,7 +128,7 @@ def _check_bt_loss(fn) -> None:
     if fn is bt_loss:
         raise AssertionError("this is lablib's own bt_loss: write yours")
 
-    g = torch.Generator().manual_seed(random.randrange(2 ** 31))
+    g = _generator()
     for n, scale in ((1, 1.0), (8, 3.0), (5, 60.0)):  # the last needs a stable log-sigmoid
         chosen, rejected = torch.randn(n, generator=g) * scale, torch.randn(n, generator=g) * scale
         want = -torch.nn.functional.logsigmoid(chosen.double() - rejected.double()).mean()
@@ -81,7 +147,7 @@ def _check_gae(fn) -> None:
     if fn is gae:
         raise AssertionError("this is lablib's own gae: write yours")
 
-    g = torch.Generator().manual_seed(random.randrange(2 ** 31))
+    g = _generator()
     rewards, values = torch.randn(3, 6, generator=g), torch.randn(3, 6, generator=g)
     mask = torch.tensor([[1.0] * 6, [1.0] * 4 + [0.0] * 2, [1.0] + [0.0] * 5])
     for gamma, lam in ((1.0, 1.0), (1.0, 0.95), (0.9, 0.0)):
@@ -213,7 +279,7 @@ def inspect(path: Path, lab_id: str) -> str:
 
 
 def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: List[str], timeout_s: float,
-            memory_gb: float) -> dict:
+            memory_gb: float, workers: int = 1) -> dict:
     """Execute one submission headlessly (papermill, in a child process with a memory limit and a timeout) in
     its own folder ``work``; return its entry: status, message, each exercise's result and the lab's metrics."""
     import shutil
@@ -221,17 +287,20 @@ def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: Lis
     import sys
     import time
 
+    from . import running
+
     entry = {"student": path.stem, "status": "", "message": "", "seconds": 0.0, "checks": {}, "metrics": {}}
     why = inspect(path, lab_id)
     if why:
         return {**entry, "status": "invalid", "message": why}
+    work = work.resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     submission = work / "submission.ipynb"
     shutil.copyfile(path, submission)  # the submitted file itself is only ever read
     results = work / "checks.jsonl"
     env = {**os.environ, RESULTS_ENV: str(results), "JUPYTER_RUNTIME_DIR": str(work / ".jupyter"),
-           "MPLBACKEND": "Agg"}
+           "MPLBACKEND": "Agg", **running.worker_env(workers)}
     cmd = [sys.executable, "-m", "lablib.grading", str(submission), str(work / "executed.ipynb"), str(work / "run"),
            str(runs_root), json.dumps(overrides), str(memory_gb)]
     start = time.perf_counter()
@@ -310,13 +379,15 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     stems = [p.stem for p in files]
     if len(set(stems)) != len(stems):
         raise GradingError(f"{folder}: two submissions share a name ({sorted({s for s in stems if stems.count(s) > 1})})")
-    overrides = list(overrides) or ["profile=smoke"]
+    from .config import absolute_paths
+
+    overrides = absolute_paths(list(overrides) or ["profile=smoke"])  # the kernels run in their own folders
     root = running.runs_root(runs_root)
     if lab.consumes:  # the upstream labs once, for everyone (cached when already run)
-        ups = sorted({ref.partition("/")[0] for ref in lab.consumes.values()})
+        ups = [k for k in running.with_upstream([lab.id]) if k != lab.id]
         running.run(ups, overrides, root, progress=False, echo=lambda *_: None)
     names = exercises(nbformat.read(str(solution or lab.notebook_path), as_version=4))
-    out = Path(out)
+    out = Path(out).resolve()  # each submission runs with its own folder as working directory
     out.mkdir(parents=True, exist_ok=True)
     book = out / "gradebook.csv"
     columns = GRADEBOOK_FIXED + names + ["metrics"]
@@ -332,7 +403,8 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     todo = [p for p in files if p.stem not in done]
     echo(f"lab {lab.id}: {len(files)} submissions, {len(done)} already graded, {len(todo)} to go ({workers} at a time)")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(run_one, p, lab.id, out / "work" / p.stem, root, overrides, timeout_s, memory_gb): p
+        futures = {pool.submit(run_one, p, lab.id, out / "work" / p.stem, root, overrides, timeout_s, memory_gb,
+                               workers): p
                    for p in todo}
         for fut in as_completed(futures):
             e = fut.result()

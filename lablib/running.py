@@ -89,9 +89,33 @@ def find_lab(key: str) -> LabSpec:
     raise RunError(f"unknown lab {key!r}; labs: {', '.join(f'{lab.id} ({lab.name})' for lab in labs)}")
 
 
+def with_upstream(keys: Sequence[str]) -> List[str]:
+    """The ids of the labs ``keys`` and of every lab they consume from, transitively, in course order."""
+    labs = manifest()
+    ids, frontier = set(), {find_lab(k).id for k in keys}
+    while frontier:
+        lab_id = frontier.pop()
+        ids.add(lab_id)
+        lab = next(x for x in labs if x.id == lab_id)
+        frontier |= {ref.partition("/")[0] for ref in lab.consumes.values()} - ids
+    return [lab.id for lab in labs if lab.id in ids]
+
+
 # --------------------------------------------------------------------------------------------
 # Run folders
 # --------------------------------------------------------------------------------------------
+def worker_env(workers: int) -> Dict[str, str]:
+    """Environment for one of ``workers`` labs run side by side on this machine: the cores split between them.
+
+    Each kernel's torch would otherwise start one thread per core, and ``workers`` of them oversubscribe the
+    machine (2 at once on 2 cores ran slower than one after the other). A user's own OMP_NUM_THREADS wins.
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    n = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+
+
 def runs_root(root: str | Path | None = None) -> Path:
     if root is not None:
         return Path(root).resolve()
@@ -100,6 +124,33 @@ def runs_root(root: str | Path | None = None) -> Path:
 
 def run_dir(lab: LabSpec, profile: str, root: str | Path | None = None) -> Path:
     return runs_root(root) / profile / lab.dirname
+
+
+PARTIAL = ".partial-"  # a run in progress writes to ``.<dirname>.partial-<pid>`` beside its final folder
+
+
+def partial_dir(final: Path) -> Path:
+    return final.parent / f".{final.name}{PARTIAL}{os.getpid()}"
+
+
+def checkpoint_dir(folder: Path) -> Path:
+    """Where a lab writing to ``folder`` keeps its training checkpoints: beside the run folder, so that they
+    survive a killed run (whose partial folder is discarded) and the re-run resumes from them."""
+    name = folder.name
+    if name.startswith(".") and PARTIAL in name:
+        name = name[1:].rsplit(PARTIAL, 1)[0]
+    return folder.parent / f".{name}.checkpoints"
+
+
+def _remove_dead_partials(final: Path) -> None:
+    """Partial folders left by runs that were killed (their process is gone)."""
+    for stale in final.parent.glob(f".{final.name}{PARTIAL}*"):
+        try:
+            os.kill(int(stale.name.rsplit("-", 1)[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except (ValueError, PermissionError):
+            pass
 
 
 def upstream_paths(lab: LabSpec, profile: str, root: str | Path | None = None) -> Dict[str, Path]:
@@ -202,7 +253,8 @@ def execute(step: Step, overrides: Sequence[str], root: str | Path | None = None
     with FileLock(str(final.parent / f".{final.name}.lock")):
         if read_fingerprint(final) == step.fingerprint and (final / "metrics.json").exists():
             return final  # another process finished it while we waited
-        partial = final.parent / f".{final.name}.partial-{os.getpid()}"
+        _remove_dead_partials(final)
+        partial = partial_dir(final)
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         out_nb = partial / "notebook.ipynb"
@@ -239,6 +291,7 @@ def execute(step: Step, overrides: Sequence[str], root: str | Path | None = None
 def run(keys: Sequence[str] = (), overrides: Sequence[str] = (), root: str | Path | None = None,
         force: bool = False, progress: bool = True, echo=print) -> List[dict]:
     """Plan, then execute each lab that is not fresh (or all with ``force``). Returns one row per lab."""
+    overrides = config_mod.absolute_paths(overrides)
     steps = plan(keys, overrides, root)
     rows = []
     for step in steps:

@@ -26,6 +26,17 @@ class Lab:
         self.spec, self.cfg, self.dir = spec, cfg, folder
         self.metrics: dict = {}
 
+    def checkpoints(self) -> Path:
+        """The folder for this run's training checkpoints. It outlives a killed run, so the re-run resumes
+        where that one stopped; it is emptied when the config changed, and removed by :meth:`finish`."""
+        folder = running.checkpoint_dir(self.dir)
+        stamp = running._sha(OmegaConf.to_yaml(self.cfg))
+        if folder.exists() and (folder / "config.sha").exists() and (folder / "config.sha").read_text() != stamp:
+            shutil.rmtree(folder)  # checkpoints of another config must not be resumed
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.sha").write_text(stamp)
+        return folder
+
     def artifact(self, name: str) -> Path:
         return self.dir / "artifacts" / name
 
@@ -66,8 +77,10 @@ class Lab:
         return self.metrics
 
     def finish(self) -> dict:
-        """Write ``metrics.json`` (the runner treats a lab without it as failed)."""
+        """Write ``metrics.json`` (the runner treats a lab without it as failed); the checkpoints have done
+        their job and are removed."""
         (self.dir / "metrics.json").write_text(json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
+        shutil.rmtree(running.checkpoint_dir(self.dir), ignore_errors=True)
         return self.metrics
 
 

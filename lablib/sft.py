@@ -119,15 +119,16 @@ def _sft_config(cfg, out_dir):
     )
 
 
-def train(trainer) -> dict:
-    """Run the trainer; loss history, steps, real (non-padding) tokens seen and tokens/s."""
+def train(trainer, resume: bool = True) -> dict:
+    """Run the trainer (from its newest checkpoint, if a killed run left one and ``resume``); loss history,
+    steps, real (non-padding) tokens seen, tokens/s and the step it resumed from."""
     start = time.perf_counter()
-    trainer.train()
+    resumed_from = training.run(trainer, resume)
     seconds = time.perf_counter() - start
     tokens = int(trainer.state.num_input_tokens_seen)
     trainer.model.eval()
     return {"history": training.history(trainer), "steps": trainer.state.global_step, "tokens": tokens,
-            "seconds": seconds, "tokens_per_s": tokens / seconds}
+            "seconds": seconds, "tokens_per_s": tokens / seconds, "resumed_from": resumed_from}
 
 
 def show_labels(row: dict, tokenizer, tail: int = 14) -> str:

@@ -6,6 +6,7 @@ exactly, and a progress bar. Its overhead over a bare PyTorch loop is measured i
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def training_kwargs(train_cfg, seed: int, out_dir: str | Path) -> dict:
         logging_steps=max(1, train_cfg.eval_every // 5), logging_first_step=True,
         save_strategy="steps" if save else "no", save_steps=train_cfg.save_every if save else 500,
         save_total_limit=2 if save else None, seed=seed, data_seed=seed,
-        dataloader_num_workers=0, report_to="none", disable_tqdm=not train_cfg.progress)
+        dataloader_num_workers=0, report_to="none", disable_tqdm=not train_cfg.progress,
+        ddp_find_unused_parameters=False)  # under torchrun: every parameter gets a gradient
 
 
 def training_args(train_cfg, seed: int, out_dir: str | Path, **extra) -> TrainingArguments:
@@ -62,12 +64,32 @@ def history(trainer: Trainer) -> list:
     return rows
 
 
+def last_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest *complete* ``checkpoint-N`` folder in ``out_dir`` (the Trainer writes ``trainer_state.json``
+    last, so a run killed while saving leaves a folder without a readable one, which is skipped)."""
+    found = []
+    for folder in Path(out_dir).glob("checkpoint-*"):
+        try:
+            found.append((json.loads((folder / "trainer_state.json").read_text())["global_step"], folder))
+        except (OSError, ValueError, KeyError):
+            continue
+    return max(found)[1] if found else None
+
+
+def run(trainer: Trainer, resume: bool = True) -> int:
+    """``trainer.train()``, from the newest complete checkpoint in its output folder when ``resume`` and
+    there is one. Returns the step it resumed from (0: from the start)."""
+    checkpoint = last_checkpoint(trainer.args.output_dir) if resume else None
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+
+
 def pretrain(model, train_blocks: torch.Tensor, val_blocks: torch.Tensor, train_cfg, seed: int,
              out_dir: str | Path, resume: bool = True) -> dict:
     """Train ``model`` in place on packed blocks. Returns its loss history and throughput.
 
     With ``train.save_every > 0`` checkpoints go to ``out_dir``; a re-run with ``resume`` continues
-    from the newest one (same data order, same optimizer state: the same final numbers).
+    from the newest one (same data order, optimizer and RNG state: the same final numbers on CPU).
     """
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
@@ -76,12 +98,11 @@ def pretrain(model, train_blocks: torch.Tensor, val_blocks: torch.Tensor, train_
                       eval_dataset=Blocks(val_blocks[: train_cfg.eval_blocks]))
     if not train_cfg.progress:
         trainer.remove_callback(PrinterCallback)
-    checkpoint = resume and train_cfg.save_every > 0 and any(Path(out_dir).glob("checkpoint-*"))
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=bool(checkpoint) or None)
+    resumed_from = run(trainer, resume)
     seconds = time.perf_counter() - start
     steps = trainer.state.global_step
     tokens = steps * train_cfg.batch_size * train_cfg.grad_accum * train_blocks.shape[1]
     model.eval()
     return {"history": history(trainer), "steps": steps, "tokens": tokens, "seconds": seconds,
-            "tokens_per_s": tokens / seconds, "resumed": bool(checkpoint)}
+            "tokens_per_s": tokens / seconds, "resumed_from": resumed_from}

@@ -28,7 +28,7 @@ def test_the_grid_varies_the_named_labs_and_links_their_upstream(tmp_path, runs_
     assert batch.fixed_overrides(["sft.max_new_tokens=8,12", "profile=smoke"]) == ["profile=smoke"]
     batch._link(["01"], ["profile=smoke"], tmp_path, runs_root)
     assert (tmp_path / "smoke" / "01_pretraining").resolve() == (runs_root / "smoke" / "01_pretraining").resolve()
-    assert batch.chain(["05"]) == ["01", "02", "04", "05"]
+    assert running.with_upstream(["05"]) == ["01", "02", "04", "05"]
     with pytest.raises(running.RunError, match="sweeps profile"):
         batch.batch(["01"], ["profile=smoke,cpu"], tmp_path)
 

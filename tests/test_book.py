@@ -63,7 +63,8 @@ def browser(site):
         b.close()
 
 
-PAGES = ["intro.html", "setup.html", "instructors.html", "reference.html"] + \
+PAGES = ["intro.html", "setup.html", "instructors.html", "distributed.html", "benchmarks.html", "bad_inputs.html",
+         "reference.html"] + \
         [f"labs/{lab.dirname}.html" for lab in running.manifest()]
 
 

@@ -37,6 +37,7 @@ SOLUTIONS = {
                  "    return kept\n",
 }
 FUNCTION = {"04.bt_loss": "bt_loss", "05.gae": "gae", "06.select": "select"}
+# (The exercises of labs 01-03 are tested from the lab notebooks themselves, below.)
 
 
 def run_cells(source: str, name: str) -> bool:
@@ -63,6 +64,21 @@ def test_a_wrong_answer_says_why(capsys):
     assert "got a NaN or inf" in capsys.readouterr().out
     assert not grading.check("06.select", lambda responses, scores, k: [0])
     assert "kept [0], expected" in capsys.readouterr().out
+    F = torch.nn.functional
+    unshifted = lambda logits, ids: F.cross_entropy(logits.flatten(0, 1), ids.flatten())  # noqa: E731
+    assert not grading.check("01.next_token_loss", unshifted)
+    assert "shift by one" in capsys.readouterr().out
+
+    def in_place(ids, prompt_lens, attention_mask):
+        ids[attention_mask == 0] = -100
+        return ids
+    assert not grading.check("02.mask_prompt", in_place)
+    assert "changed in place" in capsys.readouterr().out
+    assert not grading.check("02.mask_prompt", lambda ids, lens, mask: ids.masked_fill(mask == 0, -100))
+    assert "(a prompt token): label" in capsys.readouterr().out
+    unscaled = lambda x, w, a, b, alpha: x @ w.T + (x @ a.T) @ b.T  # noqa: E731
+    assert not grading.check("03.lora_forward", unscaled)
+    assert "not scaled" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name,ours", [("04.bt_loss", reward.bt_loss), ("05.gae", rlhf.gae),
@@ -167,7 +183,7 @@ def test_an_empty_folder_is_an_error(tmp_path):
         grading.grade(tmp_path / "empty", "01", tmp_path / "out")
 
 
-@pytest.mark.parametrize("lab_key", ["04", "05", "06"])
+@pytest.mark.parametrize("lab_key", ["01", "02", "03", "04", "05", "06"])
 def test_each_labs_exercises_pass_as_solutions_and_fail_as_released(lab_key, tmp_path, capsys):
     """The real lab notebooks: run each exercise cell and its check, from the solution and from the release."""
     from lablib import running
