@@ -76,11 +76,16 @@ def lab_times(profile: str, root: str) -> list:
                 f"running.run([{lab.id!r}], ['profile={profile}'], {root!r}, force=True, progress=False, "
                 "echo=lambda *_: None); "
                 "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"bench: lab {lab.id} failed under profile={profile}: "
+                             f"{(out.stderr.strip().splitlines() or ['?'])[-1]}")
         seconds, rss_kb = out.stdout.split()[-2:]
         metrics = json.loads((running.run_dir(lab, profile, root) / "metrics.json").read_text())
         rows.append({"lab": lab.id, "name": lab.name, "profile": profile, "seconds": float(seconds),
                      "peak_rss_gb": int(rss_kb) / 2**20, "metrics": metrics})
+        extra = f"val_loss {metrics['val_loss']:.3f}" if "val_loss" in metrics else ""
+        print(f"  {lab.id} {lab.name:<14} {float(seconds):7.1f} s   peak RSS {rows[-1]['peak_rss_gb']:.2f} GB   {extra}")
     return rows
 
 
@@ -153,6 +158,13 @@ def raft_vs_ppo(profile: str, every: int, root: str | None = None) -> dict:
     return result
 
 
+def _by_profile(rows: list) -> dict:
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["profile"], []).append(r)
+    return out
+
+
 def markdown(results: dict) -> str:
     """The figures as the book's benchmarks page."""
     lines = ["# Benchmarks", "",
@@ -173,12 +185,12 @@ def markdown(results: dict) -> str:
                   f"| trivial lab (`lablib.start`, one metric, `finish`) | {pm['trivial_lab_s']:.2f} |", "",
                   "Target ≤ 1.5 s for the papermill machinery itself (the empty notebook); the trivial lab adds "
                   "the import of lablib and its stack.", ""]
-    if "labs" in results:
-        lines += [f"## Labs under the `{results['labs'][0]['profile']}` profile", "",
+    for profile, rows in _by_profile(results.get("labs", [])).items():
+        lines += [f"## Labs under the `{profile}` profile", "",
                   "| lab | wall time (s) | peak RSS (GB) |", "|---|---|---|"]
-        lines += [f"| {r['lab']} {r['name']} | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} |" for r in results["labs"]]
-        lines += [f"| **total** | **{sum(r['seconds'] for r in results['labs']):.1f}** | "
-                  f"max {max(r['peak_rss_gb'] for r in results['labs']):.2f} |", ""]
+        lines += [f"| {r['lab']} {r['name']} | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} |" for r in rows]
+        lines += [f"| **total** | **{sum(r['seconds'] for r in rows):.1f}** | "
+                  f"max {max(r['peak_rss_gb'] for r in rows):.2f} |", ""]
     if "rl" in results:
         rl = results["rl"]
         lines += [f"## RAFT vs PPO: wall time to the same reward (`{rl['profile']}` profile)", "",
@@ -197,13 +209,14 @@ def markdown(results: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smoke sizes, a few seconds")
-    ap.add_argument("--labs", metavar="PROFILE", help="also time every lab under this profile")
+    ap.add_argument("--labs", metavar="PROFILES", help="also time every lab under these profiles (smoke,cpu)")
     ap.add_argument("--papermill", action="store_true", help="also papermill's overhead per notebook")
     ap.add_argument("--rl", metavar="PROFILE", help="also RAFT vs PPO wall time to the same reward")
     ap.add_argument("--rl-every", type=int, default=2, help="PPO steps between evaluations (default 2)")
     ap.add_argument("--json", metavar="FILE", help="write the results here too")
     ap.add_argument("--markdown", metavar="FILE", help="and as a Markdown page (the book's benchmarks page)")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also into a log file
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
                "args": " ".join(a for a in sys.argv[1:] if not a.endswith((".json", ".md")) and a not in ("--json", "--markdown"))}
     ov = overhead("smoke", 20, 1) if args.quick else overhead("cpu", 60, 3)
@@ -214,30 +227,37 @@ def main() -> None:
     print(f"  lablib (HF Trainer) {ov['lablib_tokens_per_s']:>10,.0f} tokens/s")
     print(f"  ratio lablib/bare   {ov['ratio']:>10.3f}   (target >= 0.90; per repeat: "
           f"{', '.join(f'{r:.3f}' for r in ov['ratios'])})")
-    labs_root = tempfile.TemporaryDirectory(prefix="bench-runs-")  # the labs' runs, reused by --rl when it can
-    if args.labs:
-        results["labs"] = lab_times(args.labs, labs_root.name)
-        print(f"\nlabs under the {args.labs} profile (papermill included):")
-        for r in results["labs"]:
-            extra = f"val_loss {r['metrics']['val_loss']:.3f}" if "val_loss" in r["metrics"] else ""
-            print(f"  {r['lab']} {r['name']:<14} {r['seconds']:7.1f} s   peak RSS {r['peak_rss_gb']:.2f} GB   {extra}")
-        print(f"  total             {sum(r['seconds'] for r in results['labs']):7.1f} s")
+
+    def save() -> None:  # after every section: an interrupted bench keeps what it measured
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        if args.markdown:
+            Path(args.markdown).write_text(markdown(results) + "\n")
+
+    save()
     if args.papermill or args.quick:
         results["papermill"] = papermill_overhead(2 if args.quick else 5)
         pm = results["papermill"]
         print(f"\npapermill, kernel start to finish: empty notebook {pm['empty_notebook_s']:.2f} s (target <= 1.5), "
               f"trivial lab {pm['trivial_lab_s']:.2f} s")
+        save()
+    labs_root = tempfile.TemporaryDirectory(prefix="bench-runs-")  # the labs' runs, reused by --rl when it can
+    profiles = args.labs.split(",") if args.labs else []
+    results["labs"] = []
+    for profile in profiles:
+        print(f"\nlabs under the {profile} profile (papermill included):")
+        rows = lab_times(profile, labs_root.name)
+        results["labs"] += rows
+        print(f"  total             {sum(r['seconds'] for r in rows):7.1f} s")
+        save()
     if args.rl:
-        results["rl"] = rl = raft_vs_ppo(args.rl, args.rl_every, labs_root.name if args.labs == args.rl else None)
+        results["rl"] = rl = raft_vs_ppo(args.rl, args.rl_every, labs_root.name if args.rl in profiles else None)
         print(f"\nRAFT vs PPO ({args.rl} profile), seconds of training to the best held-out reward both reach:")
         for name in ("gold", "rm"):
             r = rl[name]
             print(f"  {name:>4}: start {rl['start_' + name]:.3f} -> target {r['target']:.3f}: PPO {r['ppo_s']} s, "
                   f"RAFT {r['raft_s']} s{'' if r['improved'] else '  (neither improved on the SFT policy)'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    if args.markdown:
-        Path(args.markdown).write_text(markdown(results) + "\n")
+    save()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Sequence
 
-from . import running
+from . import config, running
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
 
@@ -35,7 +35,7 @@ def expand(overrides: Sequence[str]) -> List[List[str]]:
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except Exception as exc:  # Hydra's parser raises OverrideParseException with a multi-line message
-        raise running.RunError(f"bad override in {list(overrides)}: {str(exc).strip().splitlines()[0]}") from None
+        raise running.RunError(f"bad override in {list(overrides)}: {config.one_line(exc)}") from None
     axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
             else [o.input_line] for o in parsed]
     return [list(point) for point in itertools.product(*axes)]

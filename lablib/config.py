@@ -215,8 +215,9 @@ def conf_dir() -> Path:
     return home() / "conf"
 
 
-def _one_line(exc: BaseException) -> str:
-    """Hydra/OmegaConf messages span lines and nest causes; keep the informative first line."""
+def one_line(exc: BaseException) -> str:
+    """An exception as one informative line: the innermost cause's first line (Hydra, OmegaConf and
+    bitsandbytes messages span lines and nest causes), with the config key when there is one."""
     while exc.__cause__ is not None and str(exc.__cause__):
         exc = exc.__cause__
     text = str(exc).strip()
@@ -242,7 +243,7 @@ def load(config_name: str, overrides: List[str] | tuple = ()) -> DictConfig:
         OmegaConf.to_container(cfg, throw_on_missing=True)  # every MISSING key filled
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean "bad config"
         where = f"overrides {overrides}" if overrides else f"conf/{config_name}.yaml"
-        raise ConfigError(f"{where}: {_one_line(exc)}") from None
+        raise ConfigError(f"{where}: {one_line(exc)}") from None
     finally:
         GlobalHydra.instance().clear()
     _check(cfg)

@@ -178,6 +178,23 @@ def _check_select(fn) -> None:
             raise AssertionError(f"for scores {[round(s, 2) for s in sc]} and k={k}: kept {list(got)}, expected {want}")
 
 
+@_registered("07.response_nll")
+def _check_response_nll(fn) -> None:
+    g = _generator()
+    for t, v, n_prompt, scale in ((6, 7, 2, 1.0), (9, 5, 4, 3.0), (5, 11, 1, 80.0)):  # the last: log-softmax
+        logits, ids = torch.randn(t, v, generator=g) * scale, torch.randint(0, v, (t,), generator=g)
+        logp = torch.log_softmax(logits.double(), -1)
+        want = -logp[n_prompt - 1:-1].gather(1, ids[n_prompt:, None]).sum()
+        got = torch.as_tensor(fn(logits.clone(), ids.clone(), n_prompt), dtype=torch.float64)
+        if got.shape == () and torch.isclose(got, want / (t - n_prompt)) and t - n_prompt > 1:
+            raise AssertionError("that is the mean per token: the leaderboard sums over the response's tokens")
+        unshifted = -logp[n_prompt:].gather(1, ids[n_prompt:, None]).sum()
+        if got.shape == () and torch.isclose(got, unshifted) and not torch.isclose(got, want):
+            raise AssertionError("the token at position t is predicted by the logits at t - 1: shift by one")
+        _close(got, want, f"{t} tokens of which {n_prompt} prompt, vocabulary {v}, logits of scale {scale:g}",
+               atol=1e-4)
+
+
 def check(name: str, fn: Callable) -> bool:
     """Run exercise ``name``'s check on the student's ``fn``; print PASS or FAIL with the reason; never raise."""
     if name not in CHECKS:

@@ -17,7 +17,7 @@ from typing import List, Sequence
 
 import torch
 
-from . import evaluation, models, sft
+from . import config, evaluation, models, sft
 
 COLUMNS = ("rank", "checkpoint", "gold_reward", "exact_match", "rm", "nll", "nll_per_token", "text_nll",
            "text_nll_per_token", "response_tokens", "tokens_per_s", "memory_mb", "params")
@@ -90,8 +90,8 @@ def load(checkpoint: Checkpoint):
         model = AutoModelForCausalLM.from_pretrained(
             checkpoint.path, quantization_config=lora.quantization_config(checkpoint.bits), device_map="cpu")
     except Exception as exc:  # bitsandbytes raises many kinds; all mean "cannot quantize here"
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EvalError(f"leaderboard.int8: {checkpoint.name}: bitsandbytes cannot load it in 8-bit ({msg})") from None
+        raise EvalError(f"leaderboard.int8: {checkpoint.name}: bitsandbytes cannot load it in 8-bit "
+                        f"({config.one_line(exc)})") from None
     return model.eval(), tokenizer
 
 

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import torch
 
+from .config import one_line
+
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
@@ -79,8 +81,8 @@ def load_quantized(path: str | Path, bits: int):
         model = AutoModelForCausalLM.from_pretrained(str(path), quantization_config=qconfig, device_map="cpu",
                                                      dtype=torch.bfloat16)
     except Exception as exc:  # bitsandbytes raises many kinds; all mean "cannot quantize here"
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LoRAError(f"lora.quantize={bits}: bitsandbytes cannot load {path} in {bits}-bit here ({msg})") from None
+        raise LoRAError(f"lora.quantize={bits}: bitsandbytes cannot load {path} in {bits}-bit here "
+                        f"({one_line(exc)})") from None
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 

@@ -66,7 +66,7 @@ def manifest() -> List[LabSpec]:
     try:
         raw = OmegaConf.merge(OmegaConf.structured(Manifest), OmegaConf.load(path))
     except Exception as exc:
-        raise RunError(f"{path}: {config_mod._one_line(exc)}") from None
+        raise RunError(f"{path}: {config_mod.one_line(exc)}") from None
     labs = [LabSpec(**OmegaConf.to_container(lab)) for lab in raw.labs]
     seen: Dict[str, LabSpec] = {}
     for lab in labs:

@@ -27,7 +27,7 @@ COMMANDS = [
     ("data", "lab run 01 data=text data.path=notes.txt", r"data\.path=.*notes\.txt.*no such file or folder"),
     ("data", "lab run 01 data=text", r"data\.path=None: data\.source=text needs data\.path"),
     ("upstream", "lab run 02 profile=smoke  (lab 01 never ran)",
-     r"lab 02 needs model from lab 01: .*01_pretraining/artifacts/model does not exist \(run `lab run 01 profile=smoke` first"),
+     r"lab 02 needs model from lab 01: .*01_pretraining/artifacts/model does not exist \(run .lab run 01 profile=smoke. first"),
     ("grading", "lab grade 01 empty/", r"empty: no submissions in it"),
     ("grading", "lab grade 01 nowhere/", r"nowhere: not a folder of submissions"),
     ("batch", "lab batch 01 profile=smoke,cpu", r"the grid sweeps profile"),

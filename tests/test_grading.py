@@ -80,6 +80,12 @@ def test_a_wrong_answer_says_why(capsys):
     assert not grading.check("03.lora_forward", unscaled)
     assert "not scaled" in capsys.readouterr().out
 
+    def mean_nll(logits, ids, n_prompt):
+        logp = torch.log_softmax(logits, -1)[n_prompt - 1:-1]
+        return -logp.gather(1, ids[n_prompt:, None]).mean()
+    assert not grading.check("07.response_nll", mean_nll)
+    assert "mean per token" in capsys.readouterr().out
+
 
 @pytest.mark.parametrize("name,ours", [("04.bt_loss", reward.bt_loss), ("05.gae", rlhf.gae),
                                        ("06.select", raft.select)])
@@ -183,7 +189,7 @@ def test_an_empty_folder_is_an_error(tmp_path):
         grading.grade(tmp_path / "empty", "01", tmp_path / "out")
 
 
-@pytest.mark.parametrize("lab_key", ["01", "02", "03", "04", "05", "06"])
+@pytest.mark.parametrize("lab_key", ["01", "02", "03", "04", "05", "06", "07"])
 def test_each_labs_exercises_pass_as_solutions_and_fail_as_released(lab_key, tmp_path, capsys):
     """The real lab notebooks: run each exercise cell and its check, from the solution and from the release."""
     from lablib import running
