@@ -191,6 +191,11 @@ def markdown(results: dict) -> str:
         lines += [f"| {r['lab']} {r['name']} | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} |" for r in rows]
         lines += [f"| **total** | **{sum(r['seconds'] for r in rows):.1f}** | "
                   f"max {max(r['peak_rss_gb'] for r in rows):.2f} |", ""]
+        if any(r["lab"] == "03" and "peak_gb_full_SFT" in r["metrics"] for r in rows):
+            m = next(r["metrics"] for r in rows if r["lab"] == "03")
+            peaks = ", ".join(f"{k[8:].replace('_', ' ')} {v:.2f}" for k, v in m.items() if k.startswith("peak_gb_"))
+            lines += ["Peak RSS is the kernel's. Lab 03 trains SmolLM2 in separate worker processes to measure each "
+                      f"method's memory alone; their peaks, as the lab measured them (GB): {peaks}.", ""]
     if "rl" in results:
         rl = results["rl"]
         lines += [f"## RAFT vs PPO: wall time to the same reward (`{rl['profile']}` profile)", "",
