@@ -4,8 +4,11 @@
     python bench/run.py --labs smoke       # + each lab's wall time and peak RSS under a profile
     python bench/run.py --papermill        # + papermill's overhead per notebook (kernel start to finish)
     python bench/run.py --rl cpu           # + RAFT vs PPO: wall time to the same held-out gold reward
+    python bench/run.py --papermill --speed  # + the speed targets: `lab` start-up and error paths, the smoke
+                                           #   course in one `lab run`, grading 20 smoke lab-01 submissions
     python bench/run.py --quick            # a seconds-long version (the test suite runs this)
     python bench/run.py ... --json bench/results.json --markdown book/benchmarks.md   # keep the figures
+                                           # (sections not measured keep their figures in the JSON)
 
 Overhead: lablib's pretraining (HF Trainer: scheduler, clipping, logging) against a bare PyTorch loop
 (forward, backward, AdamW step) on the same model, batch and data, alternated within one process so that
@@ -93,7 +96,8 @@ def papermill_overhead(repeats: int = 5) -> dict:
     """Seconds from kernel start to finish for (a) a notebook that does nothing and (b) a trivial lab: the
     parameters cell, ``lablib.start`` (config, seeds, run folder), one metric, ``finish``. Median of ``repeats``."""
     import nbformat
-    import papermill
+
+    from lablib import running
 
     trivial = ('import lablib\nlab = lablib.start("01", overrides, run_dir, runs_root)\n'
                'lab.log(answer=42)\nlab.finish()')
@@ -110,12 +114,63 @@ def papermill_overhead(repeats: int = 5) -> dict:
             times = []
             for r in range(repeats):
                 start = time.perf_counter()
-                papermill.execute_notebook(str(src), str(Path(tmp) / f"out-{r}.ipynb"), progress_bar=False,
-                                           parameters={"overrides": ["profile=smoke"], "run_dir": f"{tmp}/run-{r}",
-                                                       "runs_root": tmp})
+                running.execute_notebook(src, Path(tmp) / f"out-{r}.ipynb", {"overrides": ["profile=smoke"],
+                                                                             "run_dir": f"{tmp}/run-{r}",
+                                                                             "runs_root": tmp}, Path(tmp))
                 times.append(time.perf_counter() - start)
             out[name] = statistics.median(times)
     return out
+
+
+def cli_times(repeats: int = 3) -> dict:
+    """Seconds for ``lab`` commands that start no kernel, each in a fresh process (median of ``repeats``):
+    what a user waits for before anything runs."""
+    commands = {"lab list": ["list"], "lab show 01": ["show", "01"], "error: unknown lab": ["run", "99"],
+                "error: bad override": ["run", "01", "train.lr=fast"], "error: unknown key": ["show", "01", "nope=1"]}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, argv in commands.items():
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "lablib.cli", "--runs", tmp, *argv], capture_output=True)
+                times.append(time.perf_counter() - start)
+            out[name] = statistics.median(times)
+    return out
+
+
+def course_time(profile: str) -> dict:
+    """``lab run profile=PROFILE`` on an empty runs folder: the whole course, papermill included, as a user
+    runs it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "lablib.cli", "--runs", tmp, "run", f"profile={profile}", "--quiet"],
+                             capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(f"bench: the {profile} course failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    return {"profile": profile, "seconds": seconds}
+
+
+def grading_time(n: int, workers: int = 2) -> dict:
+    """A class of ``n`` lab-01 submissions (half the released notebook, half the solution), smoke profile,
+    graded with ``workers`` at once; lab 01 has no upstream, so this is grading alone."""
+    import shutil
+
+    from lablib import grading, running
+
+    lab = running.find_lab("01")
+    with tempfile.TemporaryDirectory() as tmp:
+        subs = Path(tmp) / "subs"
+        subs.mkdir()
+        grading.release(lab.notebook_path, Path(tmp) / "released.ipynb")
+        for i in range(n):
+            shutil.copyfile(Path(tmp) / "released.ipynb" if i % 2 else lab.notebook_path, subs / f"student{i:02d}.ipynb")
+        start = time.perf_counter()
+        grading.grade(subs, "01", Path(tmp) / "grades", ["profile=smoke"], workers=workers, runs_root=Path(tmp) / "runs",
+                      echo=lambda *_: None)
+        seconds = time.perf_counter() - start
+    return {"submissions": n, "workers": workers, "seconds": seconds, "per_submission_s": seconds / n}
 
 
 def raft_vs_ppo(profile: str, every: int, root: str | None = None) -> dict:
@@ -185,6 +240,20 @@ def markdown(results: dict) -> str:
                   f"| trivial lab (`lablib.start`, one metric, `finish`) | {pm['trivial_lab_s']:.2f} |", "",
                   "Target ≤ 1.5 s for the papermill machinery itself (the empty notebook); the trivial lab adds "
                   "the import of lablib and its stack.", ""]
+    if "speed" in results:
+        sp = results["speed"]
+        lines += ["## Speed targets", "", "| what | seconds | target |", "|---|---|---|"]
+        lines += [f"| `{name}` (fresh process) | {v:.2f} | {'≤ 1' if name.startswith('error') else '≤ 1.5'} |"
+                  for name, v in sp["cli_s"].items()]
+        if "papermill" in results:
+            lines.append(f"| trivial lab (kernel start to finish) | {results['papermill']['trivial_lab_s']:.2f} | ≤ 4 |")
+        if "smoke_course" in sp:
+            lines.append(f"| smoke course, `lab run profile=smoke` | {sp['smoke_course']['seconds']:.1f} | ≤ 90 |")
+        if "grading" in sp:
+            g = sp["grading"]
+            lines.append(f"| grading {g['submissions']} smoke lab-01 submissions, `--workers {g['workers']}` | "
+                         f"{g['seconds']:.1f} ({g['per_submission_s']:.1f} each) | ≤ 150 |")
+        lines.append("")
     for profile, rows in _by_profile(results.get("labs", [])).items():
         lines += [f"## Labs under the `{profile}` profile", "",
                   "| lab | wall time (s) | peak RSS (GB) |", "|---|---|---|"]
@@ -217,6 +286,8 @@ def main() -> None:
     ap.add_argument("--labs", metavar="PROFILES", help="also time every lab under these profiles (smoke,cpu)")
     ap.add_argument("--papermill", action="store_true", help="also papermill's overhead per notebook")
     ap.add_argument("--rl", metavar="PROFILE", help="also RAFT vs PPO wall time to the same reward")
+    ap.add_argument("--speed", action="store_true",
+                    help="also the speed targets: lab commands' start-up, the smoke course, grading 20 submissions")
     ap.add_argument("--rl-every", type=int, default=2, help="PPO steps between evaluations (default 2)")
     ap.add_argument("--json", metavar="FILE", help="write the results here too")
     ap.add_argument("--markdown", metavar="FILE", help="and as a Markdown page (the book's benchmarks page)")
@@ -233,11 +304,14 @@ def main() -> None:
     print(f"  ratio lablib/bare   {ov['ratio']:>10.3f}   (target >= 0.90; per repeat: "
           f"{', '.join(f'{r:.3f}' for r in ov['ratios'])})")
 
+    kept = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).exists() else {}
+
     def save() -> None:  # after every section: an interrupted bench keeps what it measured
+        merged = {**kept, **results}  # sections not measured this time keep their last figures
         if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+            Path(args.json).write_text(json.dumps(merged, indent=2) + "\n")
         if args.markdown:
-            Path(args.markdown).write_text(markdown(results) + "\n")
+            Path(args.markdown).write_text(markdown(merged) + "\n")
 
     save()
     if args.papermill or args.quick:
@@ -246,9 +320,25 @@ def main() -> None:
         print(f"\npapermill, kernel start to finish: empty notebook {pm['empty_notebook_s']:.2f} s (target <= 1.5), "
               f"trivial lab {pm['trivial_lab_s']:.2f} s")
         save()
+    if args.speed or args.quick:
+        speed = results["speed"] = {"cli_s": cli_times(1 if args.quick else 3)}
+        print("\nlab commands that start no kernel (fresh process each; targets: errors <= 1 s, list/show <= 1.5 s):")
+        for name, s_ in speed["cli_s"].items():
+            print(f"  {name:<22} {s_:5.2f} s")
+        save()
+        if not args.quick:
+            speed["smoke_course"] = course_time("smoke")
+            print(f"\nsmoke course, `lab run profile=smoke` on an empty runs folder: {speed['smoke_course']['seconds']:.1f} s "
+                  "(target <= 90)")
+            save()
+            speed["grading"] = g = grading_time(20)
+            print(f"grading 20 smoke lab-01 submissions, --workers 2: {g['seconds']:.1f} s, "
+                  f"{g['per_submission_s']:.1f} s each (target <= 150 s)")
+            save()
     labs_root = tempfile.TemporaryDirectory(prefix="bench-runs-")  # the labs' runs, reused by --rl when it can
     profiles = args.labs.split(",") if args.labs else []
-    results["labs"] = []
+    if profiles:
+        results["labs"] = []
     for profile in profiles:
         print(f"\nlabs under the {profile} profile (papermill included):")
         rows = lab_times(profile, labs_root.name)

@@ -21,7 +21,6 @@ import sys
 
 from . import config as config_mod
 from . import running
-from .grading import GradingError
 
 
 def _split(items):
@@ -139,7 +138,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.fn(args)
-    except (running.RunError, config_mod.ConfigError, GradingError) as exc:
+    except (running.RunError, config_mod.ConfigError) as exc:  # grading.GradingError is a RunError
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

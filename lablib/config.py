@@ -111,6 +111,10 @@ class RewardConf:
     sampled_share: float = 0.5  # share of pairs whose rejected response is the SFT policy's own (wrong) sample
     samples: int = 4  # fresh samples per held-out prompt for the RM-vs-gold agreement
     temperature: float = 1.0  # sampling temperature of those samples
+    # Lab 04's checks: the training loss over the last quarter of steps must lie min_loss_drop below chance
+    # (log 2), and held-out pair accuracy must rise by min_accuracy_gain; null where too few pairs to measure it.
+    min_loss_drop: float = 0.03
+    min_accuracy_gain: Optional[float] = 0.1
 
 
 @dataclass
@@ -139,6 +143,9 @@ class PPOConf:
     weak_steps: int = 0  # ... for this many steps (0: skip)
     grpo_steps: int = 0  # TRL GRPO comparison runs (0: skip)
     grpo_generations: int = 4  # samples per prompt for GRPO
+    # Lab 05's check: the mean held-out RM gain over seeds must exceed this; null where a profile is too small
+    # for the gain to be measurable (the lab then checks that PPO ran every step within its KL bound).
+    min_rm_gain: Optional[float] = 0.0
 
 
 @dataclass

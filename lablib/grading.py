@@ -18,8 +18,9 @@ import re
 from pathlib import Path
 from typing import Callable, Dict, List
 
-import nbformat
 import torch
+
+from .running import RunError
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 EXERCISE_TAG = "exercise"
@@ -27,7 +28,7 @@ STUB = 'raise NotImplementedError("exercise: write this part")'
 RESULTS_ENV = "LABLIB_CHECKS"  # set by the grader: check results are appended to this JSONL file
 
 
-class GradingError(ValueError):
+class GradingError(RunError):
     """A notebook or folder that cannot be released or graded, worded as one line."""
 
 
@@ -246,6 +247,8 @@ def exercises(nb) -> List[str]:
 def release(src: str | Path, dst: str | Path) -> dict:
     """Write the student version of the notebook ``src`` to ``dst``: solutions stubbed, outputs cleared.
     Returns the number of exercises and stubbed blocks."""
+    import nbformat  # here, not at the top: its import costs ~2 s that a lab calling check() need not pay
+
     nb = nbformat.read(str(src), as_version=4)
     blocks = 0
     for i, cell in enumerate(nb.cells):
@@ -278,6 +281,8 @@ def inspect(path: Path, lab_id: str) -> str:
     """Why ``path`` cannot be graded as a submission of lab ``lab_id`` ('' when it can)."""
     if path.suffix != ".ipynb":
         return f"not a notebook ({path.suffix or 'no extension'})"
+    import nbformat
+
     try:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as exc:  # nbformat raises JSON, validation and encoding errors alike
@@ -362,9 +367,10 @@ def _execute(submission: str, executed: str, run_dir: str, runs_root: str, overr
     import papermill
 
     try:
-        papermill.execute_notebook(submission, executed, kernel_name="python3", progress_bar=False,
-                                   parameters={"overrides": json.loads(overrides), "run_dir": run_dir,
-                                               "runs_root": runs_root})
+        from .running import execute_notebook
+
+        execute_notebook(Path(submission), Path(executed), {"overrides": json.loads(overrides), "run_dir": run_dir,
+                                                            "runs_root": runs_root}, Path.cwd())
     except papermill.PapermillExecutionError as exc:
         print(f"GRADE-ERROR cell {exc.exec_count}: {exc.ename}: {str(exc.evalue).splitlines()[0][:160] if exc.evalue else ''}")
         return 1
@@ -403,6 +409,8 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     if lab.consumes:  # the upstream labs once, for everyone (cached when already run)
         ups = [k for k in running.with_upstream([lab.id]) if k != lab.id]
         running.run(ups, overrides, root, progress=False, echo=lambda *_: None)
+    import nbformat
+
     names = exercises(nbformat.read(str(solution or lab.notebook_path), as_version=4))
     out = Path(out).resolve()  # each submission runs with its own folder as working directory
     out.mkdir(parents=True, exist_ok=True)

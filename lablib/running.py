@@ -60,9 +60,21 @@ class Manifest:
     labs: List[LabSpec] = field(default_factory=list)
 
 
+_MANIFESTS: Dict[tuple, List[LabSpec]] = {}
+
+
 def manifest() -> List[LabSpec]:
-    """The labs of ``conf/course.yaml`` in order, checked: unique ids, upstreams earlier and real."""
+    """The labs of ``conf/course.yaml`` in order, checked: unique ids, upstreams earlier and real. Parsed once
+    per version of the file (a structured merge costs ~0.15 s, and `lab list` asks a dozen times)."""
     path = config_mod.conf_dir() / "course.yaml"
+    key = (str(path), path.stat().st_mtime_ns if path.exists() else None)
+    if key not in _MANIFESTS:
+        _MANIFESTS.clear()
+        _MANIFESTS[key] = _read_manifest(path)
+    return list(_MANIFESTS[key])
+
+
+def _read_manifest(path: Path) -> List[LabSpec]:
     try:
         raw = OmegaConf.merge(OmegaConf.structured(Manifest), OmegaConf.load(path))
     except Exception as exc:
@@ -181,11 +193,10 @@ def _sha(*parts: str) -> str:
 
 
 def notebook_code(path: Path) -> str:
-    """The code of a notebook's cells (what decides its results; prose and outputs do not)."""
-    import nbformat  # imported here: it costs ~2 s (jsonschema) that a lab kernel need not pay
-
-    nb = nbformat.read(str(path), as_version=4)
-    return "\n\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    """The code of a notebook's cells (what decides its results; prose and outputs do not). Read as plain JSON:
+    nbformat's validation costs ~2 s of imports that `lab list` need not pay."""
+    cells = json.loads(Path(path).read_text())["cells"]
+    return "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
 def lablib_code() -> str:
@@ -243,6 +254,19 @@ def plan(keys: Sequence[str], overrides: Sequence[str] = (), root: str | Path | 
     return list(steps.values())
 
 
+# The kernel's own start-up notices ("Kernel is running over TCP without encryption": the kernel listens on
+# 127.0.0.1 only) are not the lab's output; its warnings and errors from the lab's code still show.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
+
+def execute_notebook(src: Path, dst: Path, parameters: dict, cwd: Path, progress: bool = False, **kwargs):
+    """papermill with the course's kernel settings: every lab, golden, graded or batched notebook runs here."""
+    import papermill
+
+    return papermill.execute_notebook(str(src), str(dst), kernel_name="python3", progress_bar=progress,
+                                      parameters=parameters, cwd=str(cwd), extra_arguments=KERNEL_ARGS, **kwargs)
+
+
 def execute(step: Step, overrides: Sequence[str], root: str | Path | None = None, progress: bool = True) -> Path:
     """Run one lab's notebook with papermill into a partial folder, then swap it in atomically."""
     import papermill
@@ -259,10 +283,8 @@ def execute(step: Step, overrides: Sequence[str], root: str | Path | None = None
         partial.mkdir()
         out_nb = partial / "notebook.ipynb"
         try:
-            papermill.execute_notebook(
-                str(step.lab.notebook_path), str(out_nb), kernel_name="python3", progress_bar=progress,
-                parameters={"overrides": list(overrides), "run_dir": str(partial), "runs_root": str(runs_root(root))},
-                cwd=str(partial))
+            execute_notebook(step.lab.notebook_path, out_nb, {"overrides": list(overrides), "run_dir": str(partial),
+                                                              "runs_root": str(runs_root(root))}, partial, progress)
         except papermill.PapermillExecutionError as exc:
             failed = final.parent / f"{final.name}.failed.ipynb"
             if out_nb.exists():
@@ -310,24 +332,21 @@ def run(keys: Sequence[str] = (), overrides: Sequence[str] = (), root: str | Pat
 
 
 def status(overrides: Sequence[str] = (), root: str | Path | None = None) -> List[dict]:
-    """Every lab with its state for the given profile: not run, done, stale or failed."""
+    """Every lab with its state for the given profile: not run, done, stale or failed. One plan of the whole
+    course (each lab's config composed once) decides which runs are current."""
+    steps = {step.lab.id: step for step in plan([], overrides, root)}
     rows = []
-    cfg_profile = None
     for lab in manifest():
-        cfg = compose(lab, overrides, root)
-        cfg_profile = cfg.profile
-        folder = run_dir(lab, cfg.profile, root)
+        step = steps[lab.id]
+        folder = step.folder
         if (folder.parent / f"{folder.name}.failed.ipynb").exists() and not folder.exists():
             state = "failed"
         elif not (folder / "metrics.json").exists():
             state = "not run"
         else:
-            try:
-                state = "done" if plan([lab.id], overrides, root)[0].fresh else "stale"
-            except RunError:
-                state = "stale"
+            state = "done" if step.fresh else "stale"
         metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").exists() else {}
-        rows.append({"id": lab.id, "name": lab.name, "profile": cfg_profile, "status": state,
+        rows.append({"id": lab.id, "name": lab.name, "profile": step.cfg.profile, "status": state,
                      "consumes": ", ".join(lab.consumes.values()) or "-", "produces": ", ".join(lab.produces) or "-",
                      "metrics": metrics})
     return rows

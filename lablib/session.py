@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -86,17 +87,17 @@ class Lab:
 
 def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = None,
           runs_root: str | None = None) -> Lab:
-    """Compose and validate the lab's config, check its inputs exist, seed everything, open its run folder."""
-    from transformers import set_seed
-    from transformers.utils import logging as hf_logging
+    """Compose and validate the lab's config, check its inputs exist, seed everything, open its run folder.
 
-    hf_logging.disable_progress_bar()  # "Writing model shards" bars are noise in a lab's output
-    hf_logging.set_verbosity_error()  # and so are notices such as how resized embeddings are initialised
+    It imports no more than it needs (config, torch for the seed): the libraries a lab uses are imported by the
+    cells that use them, and are quieted by ``lablib/__init__`` before they load."""
     warnings.filterwarnings("ignore", category=FutureWarning)  # deprecations inside the libraries, not ours
     warnings.filterwarnings("ignore", message=".*save_embedding_layers.*")  # PEFT: "resized, saving them too"
-    import datasets
+    if "transformers" in sys.modules:  # imported before lablib: the environment variable came too late
+        from transformers.utils import logging as hf_logging
 
-    datasets.disable_progress_bars()  # so are TRL's "Tokenizing train dataset" bars
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
     spec = running.find_lab(lab_key)
     cfg = running.compose(spec, overrides or [], runs_root)
@@ -110,5 +111,17 @@ def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = Non
         folder = Path(run_dir) if run_dir else running.run_dir(spec, cfg.profile, runs_root)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    set_seed(cfg.seed)
+    seed_everything(cfg.seed)
     return Lab(spec, cfg, folder)
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's generators (what ``transformers.set_seed`` does, without importing it)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

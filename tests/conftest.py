@@ -1,6 +1,8 @@
-"""Test-session setup: a private runs folder, offline hub, and upstream labs run before nbval checks a lab."""
+"""Test-session setup: a private runs folder, offline hub, upstream labs run before nbval checks a lab, and
+nbval taught to compare numbers out of training within the tolerances of ``tests/goldens/tolerances.yaml``."""
 import os
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,24 @@ def pytest_configure(config):
     jupyter = Path(os.environ["LABLIB_TEST_RUNS"]) / ".jupyter"
     os.environ.setdefault("JUPYTER_RUNTIME_DIR", str(jupyter / "runtime"))
     os.environ.setdefault("JUPYTER_DATA_DIR", str(jupyter / "data"))
+    # xdist workers (and the kernels and subprocesses they start) split the cores: two processes of two OpenMP
+    # threads each on two cores spin-wait on each other and ran some cells 20x slower. Results do not depend
+    # on the thread count (checked: 1 and 2 threads give identical numbers).
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        from lablib import running
+
+        os.environ.update(running.worker_env(workers))
+    _teach_nbval_tolerances()
+
+
+def pytest_report_header(config):
+    from lablib import goldens, running
+
+    made = {goldens.golden_capability(lab) for lab in running.manifest() if goldens.golden_path(lab).exists()}
+    here = goldens.cpu_capability()
+    return (f"goldens made under CPU capability {', '.join(sorted(map(str, made)))} "
+            f"({' '.join(f'{k}={v}' for k, v in goldens.GOLDEN_ENV.items())}); checked here under {here}")
 
 
 def pytest_runtest_setup(item):
@@ -30,6 +50,63 @@ def pytest_runtest_setup(item):
     lab = next((lab for lab in running.manifest() if lab.dirname == name), None)
     if lab is not None:
         goldens.ensure_upstream(lab, Path(os.environ["LABLIB_RUNS"]))
+
+
+def _teach_nbval_tolerances():
+    """nbval compares outputs exactly. A checked cell listed in ``tolerances.yaml`` is compared instead by
+    :func:`lablib.goldens.compare_text`: same text, each number within the cell's tolerance."""
+    try:
+        from nbval.plugin import IPyNbCell
+    except ImportError:
+        return
+    if getattr(IPyNbCell.compare_outputs, "lablib", False):
+        return
+    from lablib import goldens
+
+    exact = IPyNbCell.compare_outputs
+    table = goldens.tolerances()
+
+    def compare_outputs(self, test, ref, skip_compare=None):
+        spec = table.get(Path(str(self.fspath)).stem, {}).get(self.cell.get("id"))
+        if spec is None:
+            return exact(self, test, ref, skip_compare)
+        skip = skip_compare or self.parent.skip_compare
+        got, want = _by_key(test, skip), _by_key(ref, skip)
+        self.comparison_traceback = []
+        if set(got) != set(want):
+            self.comparison_traceback.append(f"output fields differ: golden {sorted(want)}, got {sorted(got)}")
+            return False
+        for key in want:
+            if len(got[key]) != len(want[key]):
+                self.comparison_traceback.append(f"{len(got[key])} outputs of {key}, the golden has {len(want[key])}")
+                return False
+            for g, w in zip(got[key], want[key]):
+                why = goldens.compare_text(self.sanitize(w), self.sanitize(g), spec.get("atol", 0.0),
+                                           spec.get("rtol", 0.0), spec.get("text_only", False))
+                if why:
+                    self.comparison_traceback += [f"{key}: {why}", f"(tolerance: {spec['why']})",
+                                                  "golden:", self.sanitize(w), "got:", self.sanitize(g)]
+                    return False
+        return True
+
+    compare_outputs.lablib = True
+    IPyNbCell.compare_outputs = compare_outputs
+
+
+def _by_key(outputs, skip):
+    """Outputs as nbval flattens them: stream name or MIME type -> texts (streams of one name joined)."""
+    out = defaultdict(list)
+    for o in outputs:
+        if o["output_type"] == "stream":
+            if o["name"] in out:
+                out[o["name"]][0] += o["text"]
+            else:
+                out[o["name"]].append(o["text"])
+        else:
+            for mime, value in o.get("data", {}).items():
+                if mime not in skip:
+                    out[mime].append(value if isinstance(value, str) else "".join(value))
+    return out
 
 
 @pytest.fixture(scope="session")

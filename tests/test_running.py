@@ -78,9 +78,10 @@ def test_errors_come_before_any_kernel(home):
     assert [s.lab.id for s in running.plan(["02", "01"])] == ["01", "02"]  # dependency order
 
 
-def test_run_caches_forces_and_hands_artifacts_downstream(home):
+def test_run_caches_forces_and_hands_artifacts_downstream(home, capfd):
     rows = running.run(["01", "02"], ["profile=smoke", "seed=4"], progress=False, echo=lambda *_: None)
     assert [r["status"] for r in rows] == ["ran", "ran"]
+    assert "Kernel is running over TCP" not in capfd.readouterr().err  # the kernel's start-up notice is off
     second = home / "runs" / "smoke" / "02_second"
     assert (second / "artifacts" / "other" / "value.txt").read_text() == "44"
     assert json.loads((second / "metrics.json").read_text()) == {"seed": 4}

@@ -43,6 +43,8 @@ def test_bench_quick_prints_every_figure(tmp_path):
     ov = results["overhead"]
     assert ov["bare_tokens_per_s"] > 0 and 0 < ov["ratio"] < float("inf")
     assert 0 < results["papermill"]["empty_notebook_s"] < results["papermill"]["trivial_lab_s"]
+    assert set(results["speed"]["cli_s"]) >= {"lab list", "lab show 01", "error: unknown lab"}
+    assert all(0 < v < 60 for v in results["speed"]["cli_s"].values())
     rl = results["rl"]
     for name in ("ppo", "raft"):
         times = [p[0] for p in rl["curves"][name]]
