@@ -113,7 +113,7 @@ class RewardConf:
     temperature: float = 1.0  # sampling temperature of those samples
     # Lab 04's checks: the training loss over the last quarter of steps must lie min_loss_drop below chance
     # (log 2), and held-out pair accuracy must rise by min_accuracy_gain; null where too few pairs to measure it.
-    min_loss_drop: float = 0.03
+    min_loss_drop: float = 0.1
     min_accuracy_gain: Optional[float] = 0.1
 
 
