@@ -16,8 +16,13 @@ def test_cpu_is_the_default_profile_and_overrides_win():
 
 def test_config_is_read_only():
     cfg = config.load("lab01", ["profile=smoke"])
-    with pytest.raises(Exception):
+    from omegaconf.errors import ReadonlyConfigError
+
+    with pytest.raises(ReadonlyConfigError):
         cfg.train.lr = 1.0
+    with pytest.raises(ReadonlyConfigError):
+        cfg["seed"] = 3
+    assert cfg.train.lr != 1.0 and cfg.seed != 3
 
 
 @pytest.mark.parametrize("override, message", [

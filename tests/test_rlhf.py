@@ -166,7 +166,22 @@ def test_ppo_is_reproducible_under_a_seed():
     assert [r["kl"] for r in runs[0]] == [r["kl"] for r in runs[1]]
 
 
-def test_nan_rewards_stop_training_and_keep_the_last_good_weights():
+def weights(model) -> dict:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+
+
+def snapshots(ppo) -> list:
+    """The policy's weights at the end of every step that finished (a metric runs only then)."""
+    kept = []
+    ppo.metrics["snapshot"] = lambda ex, texts: kept.append(weights(ppo.policy)) or [0.0] * len(texts)
+    return kept
+
+
+def test_nan_rewards_stop_training_before_any_update_of_that_step():
     calls = {"n": 0}
 
     def flaky(ex, texts):
@@ -174,20 +189,44 @@ def test_nan_rewards_stop_training_and_keep_the_last_good_weights():
         return share_of_b(texts) if calls["n"] == 1 else [float("nan")] * len(texts)
 
     ppo = toy_ppo(reward_fn=flaky)
-    history = ppo.train(["a c"], steps=3, progress=False)
-    assert len(history) == 1
-    assert "stopped at step 2" in ppo.stopped and "nan" in ppo.stopped
-    good = {n: p.clone() for n, p in ppo.policy.named_parameters()}
-    assert all(torch.equal(good[n], p) for n, p in ppo._good["policy"].items())
+    start, kept = weights(ppo.policy), snapshots(ppo)
+    history = ppo.train(["a c", "a a", "c d", "b c"], steps=3, progress=False)
+    assert len(history) == 1 and len(kept) == 1
+    assert "stopped at step 2" in ppo.stopped and "the reward model returned nan" in ppo.stopped
+    assert not same(kept[0], start)  # step 1 trained ...
+    assert same(weights(ppo.policy), kept[0])  # ... and its weights are what is left
 
 
-def test_a_diverging_kl_stops_training_and_restores_weights():
+def test_a_nan_loss_mid_step_restores_the_weights_of_the_last_good_step():
+    """Step 2 updates the policy on two minibatches, then its loss turns NaN: step 1's weights come back."""
+    ppo = toy_ppo(epochs=2, batch_size=32, minibatch_size=8)
+    kept, updates = snapshots(ppo), {"step 2": 0}
+    optimizer_step = ppo.optimizer.step
+
+    def counted_step(*args, **kwargs):
+        out = optimizer_step(*args, **kwargs)
+        updates["step 2"] += len(kept) == 1
+        return out
+
+    def poison(module, args, output):  # after two updates of step 2, the policy's logits turn NaN
+        if updates["step 2"] >= 2:
+            output.logits = output.logits * float("nan")
+        return output
+
+    ppo.optimizer.step = counted_step
+    ppo.policy.register_forward_hook(poison)
+    history = ppo.train(["a c", "a a", "c d", "b c"] * 8, steps=3, progress=False)  # 4 minibatches x 2 epochs
+    assert len(history) == 1 and updates["step 2"] == 2 and "the PPO loss became nan" in ppo.stopped
+    assert same(weights(ppo.policy), kept[0])
+
+
+def test_a_diverging_kl_stops_training_and_restores_the_last_good_weights():
     ppo = toy_ppo(lr=0.3, kl_stop=0.05, kl_coef=0.0, epochs=4)
-    start = {n: p.detach().clone() for n, p in ppo.policy.named_parameters()}
+    start, kept = weights(ppo.policy), snapshots(ppo)
     history = ppo.train(["a c"] * 4, steps=5, progress=False)
     assert ppo.stopped and "ppo.kl_stop=0.05" in ppo.stopped
-    if not history:  # stopped at the first step: the starting weights are back
-        assert all(torch.equal(start[n], p) for n, p in ppo.policy.named_parameters())
+    assert len(history) == len(kept) < 5
+    assert same(weights(ppo.policy), kept[-1] if kept else start)  # the step that overshot was undone
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,9 +319,16 @@ def test_a_lora_policy_trains_only_the_adapter_and_merges_for_saving():
 
     policy = lora.add_adapter(toy_policy(), OC.structured(config.LoRAConf(r=4, targets="attention")))
     frozen = {n: p.detach().clone() for n, p in policy.named_parameters() if not p.requires_grad}
+    adapter = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
+    assert adapter and all("lora_" in n for n in adapter)
     ppo = toy_ppo(policy)
+    assert ppo.ref is None  # the reference is the same model with its adapter off: no copy
     ppo.step(["a c"] * 32)
     assert all(torch.equal(frozen[n], p) for n, p in policy.named_parameters() if n in frozen)
-    assert ppo.rollout(["a c"] * 4)["ref_logp"] is not None
+    assert any(not torch.equal(adapter[n], p) for n, p in policy.named_parameters() if n in adapter)
+    ro = ppo.rollout(["a c"] * 4)
+    with torch.no_grad(), policy.disable_adapter():  # the reference log-probs are the adapter-off model's
+        assert torch.allclose(ro["ref_logp"], ppo._forward(policy, ro["ids"], ro["attention"], ro["n_prompt"], False)[0])
+    assert not torch.allclose(ro["logp"] * ro["mask"], ro["ref_logp"] * ro["mask"])  # and the adapter moved it
     merged = rlhf.for_saving(policy)
     assert not hasattr(merged, "peft_config") and type(merged).__name__ == "LlamaForCausalLM"
