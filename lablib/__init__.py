@@ -1,10 +1,11 @@
 """lablib: the shared, tested library behind the course labs.
 
 One module per concept: ``config`` (Hydra structured configs), ``data`` (embedded domain and loaders),
-``tokenization``, ``models``, ``training`` (pretraining), ``sft``, ``lora`` and ``memory`` (LoRA/QLoRA and
-what they save), ``reward`` (reward models), ``rlhf`` (our PPO, TRL's GRPO), ``raft``, ``dpo``,
-``evaluation`` and ``leaderboard`` (NLL benchmarks, scores, the chat helper), ``plots``, ``running``
-(manifest and papermill runner), ``session`` (what a lab notebook calls first) and ``goldens``/``book``.
+``tokenization``, ``models``, ``generation`` (prompt formats, batched generation, the chat helper),
+``training`` (pretraining), ``sft``, ``lora`` and ``memory`` (LoRA/QLoRA and what they save), ``reward``
+(reward models), ``rlhf`` (our PPO, TRL's GRPO), ``raft``, ``dpo``, ``evaluation`` and ``leaderboard`` (NLL
+benchmarks, scores), ``plots``, ``running`` (manifest and papermill runner), ``session`` (what a lab notebook
+calls first) and ``goldens``/``book``.
 """
 import logging
 import os

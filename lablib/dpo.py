@@ -6,8 +6,6 @@ pairs with the Bradley-Terry loss of lab 04. TRL maintains it (``DPOTrainer``); 
 """
 from __future__ import annotations
 
-import time
-import warnings
 from typing import Sequence
 
 import torch
@@ -28,23 +26,15 @@ def dpo_loss(logp_chosen: torch.Tensor, logp_rejected: torch.Tensor, ref_chosen:
 def make_trainer(policy, tokenizer, pairs: Sequence, cfg, out_dir, seed: int | None = None):
     """TRL's ``DPOTrainer`` on conversational prompt/chosen/rejected pairs: ``cfg.dpo`` sets steps, batch, lr
     and beta; the reference is a frozen copy of ``policy`` made by the trainer."""
-    from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
     reward.check_pairs(pairs, "DPO")
     train_cfg = config.with_changes(cfg.train, max_steps=cfg.dpo.steps, batch_size=cfg.dpo.batch_size,
                                     lr=cfg.dpo.lr, warmup_steps=0, eval_every=10 ** 6)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kwargs = {**training.training_kwargs(train_cfg, cfg.seed if seed is None else seed, out_dir),
-                  "eval_strategy": "no", "logging_steps": 1, "lr_scheduler_type": "constant",
-                  "lr_scheduler_kwargs": None}
-        args = DPOConfig(**kwargs, beta=cfg.dpo.beta, max_length=cfg.reward.max_length, gradient_checkpointing=False)
-        trainer = DPOTrainer(model=policy, args=args, train_dataset=reward.to_dataset(pairs),
-                             processing_class=tokenizer)
-    if not cfg.train.progress:
-        trainer.remove_callback(PrinterCallback)
-    return trainer
+    return training.build(DPOTrainer, DPOConfig, train_cfg, cfg.seed if seed is None else seed, out_dir, args=dict(
+        eval_strategy="no", logging_steps=1, lr_scheduler_type="constant", lr_scheduler_kwargs=None,
+        beta=cfg.dpo.beta, max_length=cfg.reward.max_length, gradient_checkpointing=False),
+        model=policy, train_dataset=reward.to_dataset(pairs), processing_class=tokenizer)
 
 
 @torch.no_grad()
@@ -72,13 +62,10 @@ def check_loss(trainer, beta: float, n_pairs: int = 8) -> dict:
     return {"trainer": theirs, "ours": ours, "pairs": n}
 
 
-def train(trainer) -> dict:
-    """Run the trainer: the per-step loss, implicit-reward margin and accuracy it logged, and the wall time."""
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    trainer.model.eval()
-    history = [{"step": e["step"], "loss": e["loss"], "margin": e.get("rewards/margins", float("nan")),
-                "accuracy": e.get("rewards/accuracies", float("nan"))}
-               for e in trainer.state.log_history if "loss" in e]
-    return {"history": history, "seconds": seconds}
+def log_row(entry: dict):
+    """A row of DPO's history (for :func:`lablib.training.fit`): the loss, the implicit-reward margin of chosen
+    over rejected and the share of pairs ranked right, per logged step."""
+    if "loss" not in entry:
+        return None
+    return {"step": entry["step"], "loss": entry["loss"], "margin": entry.get("rewards/margins", float("nan")),
+            "accuracy": entry.get("rewards/accuracies", float("nan"))}

@@ -1,11 +1,14 @@
 """Evaluation: language-model loss and perplexity and the unigram baseline they must beat; NLL benchmarks that
-compare models with different tokenizers; generation, task scores, diversity; and a chat helper."""
+compare models with different tokenizers; generation speed, task scores and diversity. (Generating the text
+that is scored is ``lablib.generation``'s job.)"""
 from __future__ import annotations
 
 import math
 import time
 
 import torch
+
+from .generation import padding_side, sampling
 
 
 @torch.no_grad()
@@ -37,53 +40,20 @@ def unigram_loss(train_blocks: torch.Tensor, val_blocks: torch.Tensor, vocab_siz
     return float(-logp[val_blocks[:, 1:].reshape(-1)].mean())
 
 
-def sampling(temperature: float) -> dict:
-    """``generate`` arguments: greedy at temperature 0, else plain sampling (no top-k / top-p truncation, so
-    the samples follow the model's own distribution, as RL needs)."""
-    if temperature <= 0:
-        return dict(do_sample=False, temperature=None, top_k=None, top_p=None)
-    return dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-
-
-@torch.no_grad()
-def generate_batch(model, tokenizer, prompts, max_new_tokens: int, stop_ids=None, batch_size: int = 32,
-                   temperature: float = 0.0) -> list:
-    """Continuations of ``prompts`` (text after the prompt, special tokens dropped), in left-padded batches --
-    many times faster than one prompt at a time on a CPU. Greedy, or sampled from the full distribution at
-    ``temperature`` > 0 (seed torch first for repeatable samples)."""
-    model.eval()
-    stop_ids = list(stop_ids or [tokenizer.eos_token_id])
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    outs = []
-    try:
-        for i in range(0, len(prompts), batch_size):
-            enc = tokenizer(list(prompts[i:i + batch_size]), return_tensors="pt", padding=True,
-                            add_special_tokens=False)
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, **sampling(temperature),
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
-            outs += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-    return outs
-
-
 @torch.no_grad()
 def generation_speed(model, tokenizer, prompts, new_tokens: int, repeats: int = 2) -> float:
     """Generated tokens per second for one batch of ``prompts``, every row forced to ``new_tokens`` (so models
     that stop early and models that ramble are timed on the same work); best of ``repeats`` after a warm-up."""
     model.eval()
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
+    with padding_side(tokenizer, "left"):
         enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-        kwargs = dict(**enc, **sampling(0.0), pad_token_id=tokenizer.pad_token_id)
-        model.generate(**kwargs, max_new_tokens=2, min_new_tokens=2)  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model.generate(**kwargs, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
-            best = min(best, time.perf_counter() - start)
-    finally:
-        tokenizer.padding_side = side
+    kwargs = dict(**enc, **sampling(0.0), pad_token_id=tokenizer.pad_token_id)
+    model.generate(**kwargs, max_new_tokens=2, min_new_tokens=2)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.generate(**kwargs, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+        best = min(best, time.perf_counter() - start)
     return len(prompts) * new_tokens / best
 
 
@@ -143,32 +113,3 @@ def distinct_n(texts, n: int = 2) -> float:
     """Distinct-n (Li et al., 2016): unique word n-grams over all word n-grams of ``texts`` (0 when none)."""
     grams = [tuple(words[i:i + n]) for t in texts for words in [t.split()] for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
-
-
-class Chat:
-    """Talk to a chat model from a notebook: ``bot = Chat(model, tokenizer); bot.say("Sort 3, 1, 2.")``.
-
-    Each ``say`` adds the user turn, generates the reply (greedy at ``temperature`` 0, else sampled) with the
-    model's own chat template, keeps both in ``history`` and returns the reply; ``reset`` starts over."""
-
-    def __init__(self, model, tokenizer, max_new_tokens: int = 64, temperature: float = 0.0, system: str = ""):
-        if tokenizer.chat_template is None:
-            raise ValueError("this tokenizer has no chat template: a pretrained (not instruction-tuned) model "
-                             "continues text rather than chats -- use models.generate")
-        self.model, self.tokenizer = model, tokenizer
-        self.max_new_tokens, self.temperature, self.system = max_new_tokens, temperature, system
-        self.history: list = []
-
-    def reset(self) -> None:
-        self.history = []
-
-    def say(self, message: str) -> str:
-        from .sft import stop_ids
-
-        turns = ([{"role": "system", "content": self.system}] if self.system else []) + self.history
-        turns = turns + [{"role": "user", "content": message}]
-        prompt = self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        reply = generate_batch(self.model, self.tokenizer, [prompt], self.max_new_tokens, stop_ids(self.tokenizer),
-                               temperature=self.temperature)[0].strip()
-        self.history += [{"role": "user", "content": message}, {"role": "assistant", "content": reply}]
-        return reply

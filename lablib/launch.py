@@ -52,7 +52,7 @@ def pretraining(cfg, out: Path):
 
 
 def sft(cfg, out: Path):
-    """Lab 02's pipeline: instruction data, the upstream model, ``sft.make_trainer`` and ``sft.train``."""
+    """Lab 02's pipeline: instruction data, the upstream model, ``sft.make_trainer`` and ``sft.fit``."""
     from . import data, evaluation, models
     from . import sft as sft_mod
 
@@ -60,7 +60,7 @@ def sft(cfg, out: Path):
     val_ex = val_ex[: cfg.sft.eval_examples or None]
     model, tokenizer = models.load_pretrained(cfg.model, models.start_path(cfg))
     trainer = sft_mod.make_trainer(model, tokenizer, train_ex, val_ex, cfg, out / "checkpoints")
-    result = sft_mod.train(trainer)
+    result = sft_mod.fit(trainer)
     model = trainer.accelerator.unwrap_model(trainer.model)
     prompts = [sft_mod.prompt_text(e, cfg.sft.format, tokenizer) for e in val_ex]
     return model, tokenizer, result, {"nll": evaluation.response_nll(model, tokenizer, prompts,

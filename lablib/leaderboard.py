@@ -17,7 +17,7 @@ from typing import List, Sequence
 
 import torch
 
-from . import config, evaluation, models, sft
+from . import config, evaluation, generation, models
 
 COLUMNS = ("rank", "checkpoint", "gold_reward", "exact_match", "rm", "nll", "nll_per_token", "text_nll",
            "text_nll_per_token", "response_tokens", "tokens_per_s", "memory_mb", "params")
@@ -95,10 +95,10 @@ def load(checkpoint: Checkpoint):
     return model.eval(), tokenizer
 
 
-def chat_prompts(examples: Sequence, tokenizer) -> List[str]:
-    """The held-out prompts as ChatML text, rendered once by ``tokenizer`` (the SFT model's): every checkpoint
-    then reads the very same characters, whatever its own tokenizer."""
-    return [sft.prompt_text(e, "chatml", tokenizer) for e in examples]
+def chat_prompts(examples: Sequence, tokenizer, fmt: str = "chatml") -> List[str]:
+    """The held-out prompts in the course's prompt format (``cfg.sft.format``), rendered once by ``tokenizer``
+    (the SFT model's): every checkpoint then reads the very same characters, whatever its own tokenizer."""
+    return [generation.prompt_text(e, fmt, tokenizer) for e in examples]
 
 
 def score(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], texts: Sequence[str], reward_fn,
@@ -107,7 +107,7 @@ def score(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], te
     model), NLL of the reference responses and of plain ``texts`` (summed per sample, averaged), generation
     speed and the weights' memory footprint."""
     model, tokenizer = load(checkpoint)
-    responses = evaluation.generate_batch(model, tokenizer, prompts, lb_cfg.max_new_tokens, sft.stop_ids(tokenizer),
+    responses = generation.generate_batch(model, tokenizer, prompts, lb_cfg.max_new_tokens, generation.stop_ids(tokenizer),
                                           batch_size=lb_cfg.batch_size)
     speed = evaluation.generation_speed(model, tokenizer, prompts[:lb_cfg.batch_size], lb_cfg.max_new_tokens,
                                         repeats=3)

@@ -6,7 +6,6 @@ exactly. QLoRA does the same on a base whose linear layers bitsandbytes stores i
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -140,14 +139,14 @@ def param_table(model_factory, ranks: Sequence[int], target_sets: Sequence[str] 
 
 def load_for_run(cfg, base_path, bits: int = 0):
     """(model, tokenizer) for one run, with the chat template set up."""
-    from . import models, sft
+    from . import generation, models
 
     if bits:
         model, tokenizer = load_quantized(base_path, bits), models.load_tokenizer(base_path)
     else:
         model, tokenizer = models.load_pretrained(cfg.model, base_path)
     if cfg.sft.format == "chatml":
-        sft.use_chatml(model, tokenizer)
+        generation.use_chatml(model, tokenizer)
     return model, tokenizer
 
 
@@ -160,7 +159,7 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     from omegaconf import OmegaConf
     from transformers import set_seed
 
-    from . import config, evaluation, models, sft
+    from . import config, evaluation, generation, models, sft
 
     import datasets
 
@@ -175,11 +174,11 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     counts = models.count_params(model)
     trainer = sft.make_trainer(model, tokenizer, train_examples, eval_examples, cfg, out_dir)
     loss_before = trainer.evaluate()["eval_loss"] if score else None
-    result = sft.train(trainer)
+    result = sft.fit(trainer)
     row = {"run": run["name"], "spec": spec, "trainable": counts["trainable"], "total": counts["total"],
            "steps": result["steps"], "seconds": result["seconds"], "tokens_per_s": result["tokens_per_s"]}
     if score:
-        responses = sft.respond(model, tokenizer, eval_examples, cfg.sft.format, cfg.sft.max_new_tokens)
+        responses = generation.respond(model, tokenizer, eval_examples, cfg.sft.format, cfg.sft.max_new_tokens)
         scores = evaluation.task_scores(eval_examples, responses)
         row.update(exact_match=scores["exact_match"], gold_reward=scores["gold_reward"],
                    val_loss_before=loss_before, val_loss=trainer.evaluate()["eval_loss"])

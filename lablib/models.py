@@ -109,19 +109,3 @@ def count_params(model) -> dict:
     params = {id(p): p for p in model.parameters()}.values()
     return {"total": sum(p.numel() for p in params),
             "trainable": sum(p.numel() for p in params if p.requires_grad)}
-
-
-@torch.no_grad()
-def generate(model, tokenizer, prompts, max_new_tokens: int = 40, do_sample: bool = False,
-             temperature: float = 1.0, seed: int = 0) -> list:
-    """Continuations (without the prompt) for each prompt; greedy by default, so deterministic."""
-    model.eval()
-    torch.manual_seed(seed)
-    outs = []
-    for prompt in prompts:
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                             temperature=temperature if do_sample else None, top_p=None, top_k=None,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        outs.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
-    return outs

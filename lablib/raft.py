@@ -20,7 +20,7 @@ from typing import Callable, List, Sequence, Tuple
 
 import torch
 
-from . import data, sft
+from . import data, generation, sft
 from .config import with_changes
 
 MODES = ("per_prompt", "global")
@@ -89,7 +89,7 @@ class RAFT:
         k = self.cfg.raft.k
         many = [e for e in examples for _ in range(k)]
         torch.manual_seed(self.rng.randrange(2 ** 31))
-        responses = sft.respond(self.policy, self.tokenizer, many, "chatml", self.cfg.raft.max_new_tokens,
+        responses = generation.respond(self.policy, self.tokenizer, many, self.cfg.sft.format, self.cfg.raft.max_new_tokens,
                                 batch_size=64, temperature=self.cfg.raft.temperature)
         scores = [float(s) for s in self.reward_fn(many, responses)]
         check_scores(scores)
@@ -102,7 +102,7 @@ class RAFT:
                                             "warmup_steps": 0, "progress": False}, seed=self.seed + iteration)
         trainer = sft.make_trainer(self.policy, self.tokenizer, kept, kept[:1], cfg,
                                    f"{self.out_dir}/iteration-{iteration}")
-        return sft.train(trainer)
+        return sft.fit(trainer)
 
     def iteration(self, examples: Sequence, iteration: int = 0) -> dict:
         start = time.perf_counter()

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import math
 import random
-import time
 import warnings
 from pathlib import Path
 from typing import List, Sequence
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, PrinterCallback
+from transformers import AutoModelForSequenceClassification
 
-from . import models, sft, training
+from . import generation, models, training
 
 
 class RewardError(ValueError):
@@ -42,9 +41,10 @@ def check_pairs(pairs: Sequence, where: str = "training") -> None:
 
 
 def with_policy_samples(pairs: Sequence, policy, tokenizer, share: float, temperature: float, max_new_tokens: int,
-                        seed: int) -> list:
+                        seed: int, fmt: str = "chatml") -> list:
     """Replace the rejected response of a seeded ``share`` of the pairs by the policy's own sample for that prompt,
-    when the gold checker (standing in for a human labeller) rates the sample below the reference answer.
+    when the gold checker (standing in for a human labeller) rates the sample below the reference answer. The
+    policy is prompted in the format it was fine-tuned in (``fmt``, ``cfg.sft.format``).
 
     InstructGPT's labellers compared the SFT model's own samples; a reward model trained only on hand-made flaws
     never sees the mistakes the policy actually makes, and PPO would exploit that blind spot.
@@ -54,7 +54,7 @@ def with_policy_samples(pairs: Sequence, policy, tokenizer, share: float, temper
     rng = random.Random(f"sampled-{seed}")
     chosen = sorted(rng.sample(range(len(pairs)), round(share * len(pairs))))
     torch.manual_seed(seed)
-    samples = sft.respond(policy, tokenizer, [pairs[i].example for i in chosen], "chatml", max_new_tokens,
+    samples = generation.respond(policy, tokenizer, [pairs[i].example for i in chosen], fmt, max_new_tokens,
                           batch_size=64, temperature=temperature)
     out = list(pairs)
     for i, sample in zip(chosen, samples):
@@ -65,12 +65,12 @@ def with_policy_samples(pairs: Sequence, policy, tokenizer, share: float, temper
 
 
 def conversation(example, response: str) -> list:
-    return [{"role": "user", "content": sft.user_turn(example)}, {"role": "assistant", "content": response}]
+    return [generation.chat_turn(example), {"role": "assistant", "content": response}]
 
 
 def to_dataset(pairs: Sequence) -> Dataset:
     """TRL's conversational preference type: a user prompt, and the chosen and rejected assistant turns."""
-    return Dataset.from_list([{"prompt": [{"role": "user", "content": sft.user_turn(p.example)}],
+    return Dataset.from_list([{"prompt": [generation.chat_turn(p.example)],
                                "chosen": [{"role": "assistant", "content": p.chosen}],
                                "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs])
 
@@ -94,17 +94,13 @@ def make_trainer(model, tokenizer, train_pairs: Sequence, val_pairs: Sequence, c
 
     check_pairs(train_pairs)
     check_pairs(val_pairs, "held-out")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        args = RewardConfig(**training.training_kwargs(cfg.train, cfg.seed, out_dir), max_length=cfg.reward.max_length,
-                            gradient_checkpointing=False, center_rewards_coefficient=cfg.reward.center or None)
-    trainer = RewardTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=to_dataset(train_pairs),
-                            eval_dataset=to_dataset(val_pairs[: cfg.train.eval_blocks]))
+    trainer = training.build(RewardTrainer, RewardConfig, cfg.train, cfg.seed, out_dir, args=dict(
+        max_length=cfg.reward.max_length, gradient_checkpointing=False,
+        center_rewards_coefficient=cfg.reward.center or None), model=model, processing_class=tokenizer,
+        train_dataset=to_dataset(train_pairs), eval_dataset=to_dataset(val_pairs[: cfg.train.eval_blocks]))
     if len(trainer.train_dataset) < len(train_pairs):
         raise RewardError(f"reward.max_length={cfg.reward.max_length}: "
                           f"{len(train_pairs) - len(trainer.train_dataset)} training pairs are longer and were dropped")
-    if not cfg.train.progress:
-        trainer.remove_callback(PrinterCallback)
     return trainer
 
 
@@ -128,32 +124,17 @@ def check_bt(trainer, n_pairs: int = 8) -> dict:
     return {"trainer": theirs, "ours": ours, "pairs": len(rows)}
 
 
-def train(trainer) -> dict:
-    """Run the trainer; the loss history and held-out accuracy the trainer logged along the way."""
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    trainer.model.eval()
-    acc = [{"step": e["step"], "val_accuracy": e["eval_accuracy"]} for e in trainer.state.log_history
-           if "eval_accuracy" in e]
-    return {"history": training.history(trainer), "val_accuracy": acc, "steps": trainer.state.global_step,
-            "seconds": seconds}
-
-
 @torch.no_grad()
 def score(model, tokenizer, examples: Sequence, responses: Sequence[str], batch_size: int = 64) -> torch.Tensor:
     """The reward model's score of each (example's prompt, response), rendered as in training."""
     model.eval()
     texts = [tokenizer.apply_chat_template(conversation(e, r), tokenize=False) for e, r in zip(examples, responses,
                                                                                                strict=True)]
-    side, tokenizer.padding_side = tokenizer.padding_side, "right"
     out = []
-    try:
+    with generation.padding_side(tokenizer, "right"):
         for i in range(0, len(texts), batch_size):
             enc = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
             out.append(model(**enc).logits[:, 0].float())
-    finally:
-        tokenizer.padding_side = side
     return torch.cat(out) if out else torch.zeros(0)
 
 

@@ -24,7 +24,7 @@ from typing import Callable, List, Sequence
 import torch
 
 from .config import with_changes  # noqa: F401 -- the labs call rlhf.with_changes(cfg.ppo, kl_coef=...)
-from .evaluation import sampling
+from .generation import padding_side, sampling
 
 
 class PPOStop(RuntimeError):
@@ -194,12 +194,9 @@ class PPO:
         """Sample responses to ``examples``; return token ids, masks, texts and the frozen log-probs/values."""
         self.policy.eval()
         tok = self.tokenizer
-        side, tok.padding_side = tok.padding_side, "left"
-        try:
+        with padding_side(tok, "left"):
             enc = tok([self.prompt_fn(e) for e in examples], return_tensors="pt", padding=True,
                       add_special_tokens=False)
-        finally:
-            tok.padding_side = side
         ids = self.policy.generate(**enc, max_new_tokens=self.cfg.max_new_tokens, **sampling(self.cfg.temperature),
                                    pad_token_id=tok.pad_token_id, eos_token_id=self.stop_ids)
         n_prompt = enc["input_ids"].shape[1]
@@ -290,17 +287,12 @@ def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_di
     """Train ``policy`` in place with TRL's ``GRPOTrainer``: ``cfg.ppo.grpo_generations`` samples per prompt,
     each scored by ``reward_fn(examples, responses)`` and compared with its group's mean (no value head).
     Uses ``cfg.ppo``'s batch size (in samples), learning rate, beta, temperature and response length."""
-    import warnings
-
     from datasets import Dataset
-    from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from . import sft, training
+    from . import generation, training
 
-    group = cfg.ppo.grpo_generations
-    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": sft.user_turn(e)}], "idx": i}
-                                 for i, e in enumerate(examples)])
+    dataset = Dataset.from_list([{"prompt": [generation.chat_turn(e)], "idx": i} for i, e in enumerate(examples)])
 
     def rewards(prompts, completions, idx, **_):
         return reward_fn([examples[i] for i in idx], [c[0]["content"] for c in completions])
@@ -309,36 +301,34 @@ def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_di
     policy.generation_config.eos_token_id = list(stop_ids)  # GRPO masks completions after these
     train_cfg = with_changes(cfg.train, max_steps=steps, batch_size=cfg.ppo.batch_size, lr=cfg.ppo.lr,
                              warmup_steps=0, eval_every=10 ** 6)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kwargs = {**training.training_kwargs(train_cfg, cfg.seed, out_dir), "eval_strategy": "no",
-                  "logging_steps": 1, "lr_scheduler_type": "constant", "lr_scheduler_kwargs": None}
-        args = GRPOConfig(**kwargs, num_generations=group, max_completion_length=cfg.ppo.max_new_tokens,
-                          beta=cfg.ppo.kl_coef, temperature=cfg.ppo.temperature, top_k=0,
-                          gradient_checkpointing=False)
-        trainer = GRPOTrainer(model=policy, reward_funcs=rewards, args=args, train_dataset=dataset,
-                              processing_class=tokenizer)
-    if not cfg.train.progress:
-        trainer.remove_callback(PrinterCallback)
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    history = [{"step": e["step"], "reward": e["reward"], "kl": e.get("kl", 0.0),
-                "length": e.get("completions/mean_length", float("nan"))}
-               for e in trainer.state.log_history if "reward" in e]
-    policy.eval()
-    return {"history": history, "seconds": seconds, "samples": steps * cfg.ppo.batch_size}
+    trainer = training.build(GRPOTrainer, GRPOConfig, train_cfg, cfg.seed, out_dir, args=dict(
+        eval_strategy="no", logging_steps=1, lr_scheduler_type="constant", lr_scheduler_kwargs=None,
+        num_generations=cfg.ppo.grpo_generations, max_completion_length=cfg.ppo.max_new_tokens,
+        beta=cfg.ppo.kl_coef, temperature=cfg.ppo.temperature, top_k=0, gradient_checkpointing=False),
+        model=policy, reward_funcs=rewards, train_dataset=dataset, processing_class=tokenizer)
+    result = training.fit(trainer, row=grpo_row)
+    return {**result, "samples": steps * cfg.ppo.batch_size}
 
 
-def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, max_new_tokens: int) -> dict:
-    """Greedy responses to ``examples``: gold reward and exact match (overall and per kind), the mean of
-    ``reward_fn`` (e.g. the reward model's score), the perplexity of the reference responses (response tokens
-    only), distinct-2 of the responses, and their mean length in tokens."""
-    from . import evaluation, sft
+def grpo_row(entry: dict):
+    """A row of GRPO's history: mean reward of the step's samples, KL to the reference, completion length."""
+    if "reward" not in entry:
+        return None
+    return {"step": entry["step"], "reward": entry["reward"], "kl": entry.get("kl", 0.0),
+            "length": entry.get("completions/mean_length", float("nan"))}
 
-    responses = sft.respond(model, tokenizer, examples, "chatml", max_new_tokens, batch_size=64)
-    prompts = [sft.prompt_text(e, "chatml", tokenizer) for e in examples]
-    nll = evaluation.response_nll(model, tokenizer, prompts, [e.output + "<|im_end|>" for e in examples])
+
+def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, max_new_tokens: int,
+                    fmt: str = "chatml") -> dict:
+    """Greedy responses to ``examples`` in prompt format ``fmt``: gold reward and exact match (overall and per
+    kind), the mean of ``reward_fn`` (e.g. the reward model's score), the perplexity of the reference responses
+    (response tokens and the token that ends them), distinct-2 of the responses, and their mean length in tokens."""
+    from . import evaluation, generation
+
+    responses = generation.respond(model, tokenizer, examples, fmt, max_new_tokens, batch_size=64)
+    prompts = [generation.prompt_text(e, fmt, tokenizer) for e in examples]
+    end = "<|im_end|>" if fmt == "chatml" else tokenizer.eos_token
+    nll = evaluation.response_nll(model, tokenizer, prompts, [e.output + end for e in examples])
     return {**evaluation.task_scores(examples, responses), "rm": sum(reward_fn(examples, responses)) / len(examples),
             "ppl": math.exp(nll["nll_per_token"]), "distinct_2": evaluation.distinct_n(responses, 2),
             "length": sum(len(tokenizer(r)["input_ids"]) for r in responses) / len(responses),
@@ -347,15 +337,15 @@ def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, m
 
 @torch.no_grad()
 def headroom(policy, tokenizer, examples: Sequence, reward_fn: Callable, samples: int, temperature: float,
-             max_new_tokens: int, seed: int) -> dict:
+             max_new_tokens: int, seed: int, fmt: str = "chatml") -> dict:
     """Per task kind: the policy's mean gold reward when sampling, and how often ``reward_fn`` orders two samples
     of the same prompt as the gold reward does. RL can only reinforce what the policy sometimes does *and* the
     reward recognises."""
-    from . import reward, sft
+    from . import generation, reward
 
     torch.manual_seed(seed)
     many = [e for e in examples for _ in range(samples)]
-    responses = sft.respond(policy, tokenizer, many, "chatml", max_new_tokens, batch_size=64, temperature=temperature)
+    responses = generation.respond(policy, tokenizer, many, fmt, max_new_tokens, batch_size=64, temperature=temperature)
     gold = [e.gold_reward(r) for e, r in zip(many, responses)]
     scores = reward_fn(many, responses)
     out = {}
@@ -382,23 +372,24 @@ def for_saving(model):
 
 
 class Setting:
-    """What the RL labs share: the prompts (the SFT lab's split), the SFT policy and its tokenizer, the reward
-    model (checked to read the policy's tokens), the two rewards and the held-out evaluation."""
+    """What the RL labs share: the prompts (the SFT lab's split, in its prompt format ``cfg.sft.format``), the SFT
+    policy and its tokenizer, the reward model (checked to read the policy's tokens), the two rewards and the
+    held-out evaluation."""
 
     def __init__(self, cfg):
-        from . import data, models, reward, sft
+        from . import data, generation, models, reward
 
-        self.cfg = cfg
+        self.cfg, self.fmt = cfg, cfg.sft.format
         self.train, self.val = data.instruction_examples(cfg.data, cfg.seed)
         self.rm, self.rm_tokenizer = reward.load_backbone(cfg.inputs.reward_model, cfg.seed)
         self.policy, self.tokenizer = models.load_pretrained(cfg.model, cfg.inputs.model)
         reward.check_tokenizers(self.tokenizer, self.rm_tokenizer)
-        self.stops = sft.stop_ids(self.tokenizer)
+        self.stops = generation.stop_ids(self.tokenizer)
 
     def prompt(self, example) -> str:
-        from . import sft
+        from . import generation
 
-        return sft.prompt_text(example, "chatml", self.tokenizer)
+        return generation.prompt_text(example, self.fmt, self.tokenizer)
 
     def rm_reward(self, examples, responses) -> list:
         """The reward model's score of each response."""
@@ -413,7 +404,7 @@ class Setting:
 
     def evaluate(self, model) -> dict:
         """:func:`evaluate_policy` on the held-out prompts, with the RM as the reward."""
-        return evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, self.cfg.ppo.max_new_tokens)
+        return evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, self.cfg.ppo.max_new_tokens, self.fmt)
 
     def ppo(self, model, ppo_cfg=None, seed: int | None = None) -> PPO:
         """A PPO trainer for ``model`` against the RM, logging the gold reward per step."""

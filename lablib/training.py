@@ -1,14 +1,18 @@
-"""Training: causal-LM (pre)training on packed blocks with the Hugging Face ``Trainer``.
+"""Training: every stage's trainer is built and run here, and causal-LM (pre)training on packed blocks.
 
-The Trainer brings what a hand-written loop would have to re-implement: AdamW with warm-up and cosine
-decay, gradient clipping and accumulation, bf16 autocast, periodic evaluation, checkpoints that resume
-exactly, and a progress bar. Its overhead over a bare PyTorch loop is measured in ``bench/``.
+The Hugging Face ``Trainer`` (and TRL's trainers, its subclasses) brings what a hand-written loop would have to
+re-implement: AdamW with warm-up and cosine decay, gradient clipping and accumulation, bf16 autocast, periodic
+evaluation, checkpoints that resume exactly, and a progress bar. :func:`build` configures any of them from
+``cfg.train`` plus a stage's own arguments; :func:`fit` runs one and returns the same small result for every
+stage. Their overhead over a bare PyTorch loop is measured in ``bench/``.
 """
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments
@@ -48,20 +52,52 @@ def training_kwargs(train_cfg, seed: int, out_dir: str | Path) -> dict:
         ddp_find_unused_parameters=False)  # under torchrun: every parameter gets a gradient
 
 
-def training_args(train_cfg, seed: int, out_dir: str | Path, **extra) -> TrainingArguments:
-    """``TrainingArguments`` from ``cfg.train``."""
-    return TrainingArguments(**{**training_kwargs(train_cfg, seed, out_dir), **extra})
+def build(trainer_cls, args_cls, train_cfg, seed: int, out_dir: str | Path, args: Optional[dict] = None,
+          **trainer_kwargs):
+    """A ``trainer_cls`` (the HF ``Trainer`` or a TRL trainer) whose ``args_cls`` arguments come from ``cfg.train``
+    (:func:`training_kwargs`) updated with the stage's own ``args``; its per-step printing is off unless
+    ``train.progress``."""
+    with warnings.catch_warnings():  # TRL passes deprecated argument names on to transformers
+        warnings.simplefilter("ignore", FutureWarning)
+        arguments = args_cls(**{**training_kwargs(train_cfg, seed, out_dir), **(args or {})})
+        trainer = trainer_cls(args=arguments, **trainer_kwargs)
+    if not train_cfg.progress:
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
-def history(trainer: Trainer) -> list:
-    """``[{step, train_loss | val_loss}]`` from the Trainer's log, in step order."""
-    rows = []
-    for entry in trainer.state.log_history:
-        if "loss" in entry:
-            rows.append({"step": entry["step"], "train_loss": float(entry["loss"])})
-        elif "eval_loss" in entry:
-            rows.append({"step": entry["step"], "val_loss": float(entry["eval_loss"])})
-    return rows
+def loss_row(entry: dict) -> Optional[dict]:
+    """A row of the loss history from one log entry: ``{step, train_loss}`` or ``{step, val_loss}`` (with
+    ``val_accuracy`` when the trainer reports one); None for other entries."""
+    if "loss" in entry:
+        return {"step": entry["step"], "train_loss": float(entry["loss"])}
+    if "eval_loss" in entry:
+        row = {"step": entry["step"], "val_loss": float(entry["eval_loss"])}
+        return {**row, "val_accuracy": float(entry["eval_accuracy"])} if "eval_accuracy" in entry else row
+    return None
+
+
+def history(trainer: Trainer, row: Callable[[dict], Optional[dict]] = loss_row) -> list:
+    """The rows ``row`` makes of the trainer's log entries, in step order."""
+    return [r for r in map(row, trainer.state.log_history) if r is not None]
+
+
+def fit(trainer, resume: bool = False, row: Callable[[dict], Optional[dict]] = loss_row,
+        tokens: Optional[Callable] = None) -> dict:
+    """Train (from the newest checkpoint in its output folder when ``resume`` and a killed run left one). Returns
+    what every stage reports: the ``history`` (rows made by ``row`` from the log), ``steps``, ``seconds``, the step
+    it ``resumed_from`` (0: the start) and, where ``tokens(trainer)`` counts them, ``tokens`` and
+    ``tokens_per_s``. The model is left in eval mode."""
+    start = time.perf_counter()
+    resumed_from = run(trainer, resume)
+    seconds = time.perf_counter() - start
+    trainer.model.eval()
+    result = {"history": history(trainer, row), "steps": trainer.state.global_step, "seconds": seconds,
+              "resumed_from": resumed_from}
+    if tokens is not None:
+        result["tokens"] = n = int(tokens(trainer))
+        result["tokens_per_s"] = n / seconds
+    return result
 
 
 def last_checkpoint(out_dir: str | Path) -> Path | None:
@@ -93,16 +129,7 @@ def pretrain(model, train_blocks: torch.Tensor, val_blocks: torch.Tensor, train_
     """
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
-    args = training_args(train_cfg, seed, out_dir)
-    trainer = Trainer(model=model, args=args, train_dataset=Blocks(train_blocks),
-                      eval_dataset=Blocks(val_blocks[: train_cfg.eval_blocks]))
-    if not train_cfg.progress:
-        trainer.remove_callback(PrinterCallback)
-    start = time.perf_counter()
-    resumed_from = run(trainer, resume)
-    seconds = time.perf_counter() - start
-    steps = trainer.state.global_step
-    tokens = steps * train_cfg.batch_size * train_cfg.grad_accum * train_blocks.shape[1]
-    model.eval()
-    return {"history": history(trainer), "steps": steps, "tokens": tokens, "seconds": seconds,
-            "tokens_per_s": tokens / seconds, "resumed_from": resumed_from}
+    trainer = build(Trainer, TrainingArguments, train_cfg, seed, out_dir, model=model,
+                    train_dataset=Blocks(train_blocks), eval_dataset=Blocks(val_blocks[: train_cfg.eval_blocks]))
+    per_step = train_cfg.batch_size * train_cfg.grad_accum * train_blocks.shape[1]
+    return fit(trainer, resume, tokens=lambda t: t.state.global_step * per_step)

@@ -4,7 +4,6 @@ Every row runs here, except those whose behaviour needs a lab kernel or a whole 
 name the test that covers them, and a test below checks that test exists. Regenerate the page after
 changing the table: ``.venv/bin/python tests/test_bad_inputs.py > book/bad_inputs.md``.
 """
-import json
 import re
 import sys
 from pathlib import Path

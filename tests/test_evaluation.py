@@ -5,7 +5,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lablib import config, data, dpo, evaluation, leaderboard, models, sft, tokenization
+from lablib import config, data, dpo, evaluation, generation, leaderboard, models, tokenization, training
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def tiny(tmp_path_factory):
     torch.manual_seed(0)
     model = models.build_scratch(SimpleNamespace(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                                                  max_position=256), len(tok), tok)
-    sft.use_chatml(model, tok)
+    generation.use_chatml(model, tok)
     folder = tmp_path_factory.mktemp("ckpt") / "sft"
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -109,7 +109,7 @@ def test_quantization_cost_compares_each_8bit_row_with_its_full_precision_twin()
 
 def test_chat_keeps_the_history_and_refuses_a_model_without_a_chat_template(tiny):
     model, tok, _ = tiny
-    bot = evaluation.Chat(model, tok, max_new_tokens=3)
+    bot = generation.Chat(model, tok, max_new_tokens=3)
     first = bot.say("Sort from smallest to largest:\n3, 1, 2")
     bot.say("And the largest?")
     assert [t["role"] for t in bot.history] == ["user", "assistant", "user", "assistant"]
@@ -118,7 +118,7 @@ def test_chat_keeps_the_history_and_refuses_a_model_without_a_chat_template(tiny
     assert bot.history == []
     plain = tokenization.train_bpe(data.make_corpus(50, 0), 300)
     with pytest.raises(ValueError, match="no chat template"):
-        evaluation.Chat(model, plain)
+        generation.Chat(model, plain)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_dpo_trainer_matches_our_loss_and_learns_the_pairs(tiny, tmp_path):
     start = dpo.check_loss(trainer, cfg.dpo.beta)
     assert start["trainer"] == pytest.approx(start["ours"], abs=1e-5)
     assert start["ours"] == pytest.approx(0.693147, abs=1e-5)  # the policy is still the reference
-    result = dpo.train(trainer)
+    result = training.fit(trainer, row=dpo.log_row)
     assert result["history"][-1]["margin"] > 0  # chosen responses gained on rejected ones
     after = dpo.check_loss(trainer, cfg.dpo.beta)
     assert after["trainer"] == pytest.approx(after["ours"], abs=1e-5) and after["ours"] < start["ours"]

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from lablib import config, data, evaluation, models, tokenization, training
+from lablib import config, data, evaluation, generation, models, tokenization, training
 
 
 @pytest.fixture(scope="module")
@@ -89,5 +89,5 @@ def test_pretraining_lowers_validation_loss_and_is_reproducible(smoke, tmp_path)
 def test_generation_is_greedy_and_deterministic(smoke, tmp_path):
     *_, model = _pretrain_once(smoke, tmp_path)
     tok = smoke[1]
-    a = models.generate(model, tok, ["The largest of"], max_new_tokens=8)
-    assert a == models.generate(model, tok, ["The largest of"], max_new_tokens=8) and len(a[0]) > 0
+    a = generation.complete(model, tok, ["The largest of"], max_new_tokens=8)
+    assert a == generation.complete(model, tok, ["The largest of"], max_new_tokens=8) and len(a[0]) > 0

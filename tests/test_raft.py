@@ -48,7 +48,7 @@ def test_one_raft_iteration_on_a_tiny_model_fine_tunes_on_the_kept_samples(tmp_p
     """A real iteration: sample K per prompt, keep the best by a toy reward, SFT on them; deterministic."""
     import torch
 
-    from lablib import config, data, models, sft, tokenization
+    from lablib import config, data, generation, models, tokenization
 
     cfg = config.load("lab02", ["profile=smoke", "raft.k=3", "raft.batch_size=6", "raft.max_new_tokens=6",
                                 "raft.lr=1e-2", "train.batch_size=2"])
@@ -58,7 +58,7 @@ def test_one_raft_iteration_on_a_tiny_model_fine_tunes_on_the_kept_samples(tmp_p
         tok = tokenization.train_bpe(data.make_corpus(50, 0), 400)
         torch.manual_seed(0)
         model = models.build_scratch(cfg.model, len(tok), tok)
-        sft.use_chatml(model, tok)
+        generation.use_chatml(model, tok)
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
 
         def longest(examples, responses):  # toy reward: longer responses are better

@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lablib import config, data, evaluation, lora, memory, models, sft, tokenization
+from lablib import config, data, evaluation, generation, lora, memory, models, sft, tokenization
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +44,12 @@ def test_loss_is_on_the_response_only(tiny, tmp_path, fmt):
 
 def test_chatml_adds_tokens_once_and_renders_the_generation_prompt(tiny):
     _, model, tok, _, val = tiny
-    sft.use_chatml(model, tok)
-    assert sft.use_chatml(model, tok) == 0
+    generation.use_chatml(model, tok)
+    assert generation.use_chatml(model, tok) == 0
     assert model.get_input_embeddings().num_embeddings == len(tok)
-    text = sft.prompt_text(val[0], "chatml", tok)
+    text = generation.prompt_text(val[0], "chatml", tok)
     assert text == f"<|im_start|>user\n{val[0].instruction}\n{val[0].input}<|im_end|>\n<|im_start|>assistant\n"
-    assert tok.convert_tokens_to_ids("<|im_end|>") in sft.stop_ids(tok)
+    assert tok.convert_tokens_to_ids("<|im_end|>") in generation.stop_ids(tok)
 
 
 def test_sft_trains_and_lowers_the_response_loss(tiny, tmp_path):
@@ -57,7 +57,7 @@ def test_sft_trains_and_lowers_the_response_loss(tiny, tmp_path):
     cfg = _with(cfg, train={"max_steps": 30, "lr": 1e-2, "eval_every": 1000})
     trainer = sft.make_trainer(model, tok, train, val[:8], cfg, tmp_path)
     before = trainer.evaluate()["eval_loss"]
-    result = sft.train(trainer)
+    result = sft.fit(trainer)
     assert result["steps"] == 30 and result["tokens"] > 0
     assert trainer.evaluate()["eval_loss"] < before - 0.5
 
@@ -96,7 +96,7 @@ def test_records_source_feeds_instruction_examples(tmp_path):
 
 def test_response_nll_matches_a_plain_loop(tiny):
     _, model, tok, _, val = tiny
-    prompts = [sft.prompt_text(e, "alpaca", tok) for e in val[:3]]
+    prompts = [generation.prompt_text(e, "alpaca", tok) for e in val[:3]]
     responses = [e.output for e in val[:3]]
     got = evaluation.response_nll(model, tok, prompts, responses, batch_size=2)
     want = []
