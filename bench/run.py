@@ -180,14 +180,14 @@ def raft_vs_ppo(profile: str, every: int, root: str | None = None) -> dict:
     held-out gold reward (and RM score) that both reach."""
     import copy
 
-    from lablib import raft, rlhf, running
+    from lablib import raft, rl_setting, running
 
     lab = running.find_lab("06")
     upstream = [k for k in running.with_upstream([lab.id]) if k != lab.id]
     running.run(upstream, [f"profile={profile}"], root, progress=False, echo=lambda *_: None)  # cached if up to date
     cfg = running.compose(lab, [f"profile={profile}"], root)
     with tempfile.TemporaryDirectory() as tmp:
-        rl = rlhf.Setting(cfg)
+        rl = rl_setting.Setting(cfg)
         start = rl.evaluate(rl.policy)
         curves = {"ppo": [(0.0, start["gold_reward"], start["rm"])], "raft": [(0.0, start["gold_reward"], start["rm"])]}
         ppo, clock = rl.ppo(copy.deepcopy(rl.policy)), 0.0

@@ -3,7 +3,7 @@
 One module per concept: ``config`` (Hydra structured configs), ``data`` (embedded domain and loaders),
 ``tokenization``, ``models``, ``generation`` (prompt formats, batched generation, the chat helper),
 ``training`` (pretraining), ``sft``, ``lora`` and ``memory`` (LoRA/QLoRA and what they save), ``reward``
-(reward models), ``rlhf`` (our PPO, TRL's GRPO), ``raft``, ``dpo``, ``evaluation`` and ``leaderboard`` (NLL
+(reward models), ``ppo`` (ours), ``grpo`` and ``dpo`` (TRL's), ``rl_setting`` (what the RL labs share), ``raft``, ``evaluation`` and ``leaderboard`` (NLL
 benchmarks, scores), ``plots``, ``running`` (manifest and papermill runner), ``session`` (what a lab notebook
 calls first) and ``goldens``/``book``.
 """

@@ -8,7 +8,7 @@
   distribution (:func:`sampling`); :func:`respond` does that for tasks in a prompt format; :class:`Chat` talks.
 
 A leaf module: it imports no other part of lablib but ``data``, so training (``sft``), metrics
-(``evaluation``) and RL (``rlhf``, ``raft``) all build on it.
+(``evaluation``) and RL (``ppo``, ``rl_setting``, ``raft``) all build on it.
 """
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ def _check_bt_loss(fn) -> None:
 
 @_registered("05.gae")
 def _check_gae(fn) -> None:
-    from .rlhf import gae
+    from .ppo import gae
 
     if fn is gae:
         raise AssertionError("this is lablib's own gae: write yours")

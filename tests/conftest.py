@@ -109,6 +109,36 @@ def _by_key(outputs, skip):
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# A toy world shared by the PPO and reward-model tests: a 6-word vocabulary and a tiny random Llama
+# (plain functions: ``from conftest import toy_policy, toy_tokenizer``)
+# --------------------------------------------------------------------------------------------
+WORDS = ["<pad>", "<eos>", "a", "b", "c", "d"]
+
+
+def toy_tokenizer():
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import WhitespaceSplit
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<pad>"))
+    tok.pre_tokenizer = WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+
+
+def toy_policy(seed=0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
+                                        pad_token_id=0, eos_token_id=1, bos_token_id=1)).eval()
+
+
+
+
 @pytest.fixture(scope="session")
 def runs_root() -> Path:
     return Path(os.environ["LABLIB_RUNS"])

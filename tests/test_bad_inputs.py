@@ -40,7 +40,7 @@ COVERED_ELSEWHERE = [
     ("data", "`data=records data.path=tasks.jsonl`, line 2 not JSON", "lab stops in its data cell: `tasks.jsonl:2: not valid JSON`",
      "tests/test_data.py::test_alpaca_jsonl_loads_and_bad_row_names_file_and_line"),
     ("data", "preference pair whose chosen and rejected are the same", "`pairs.jsonl:2: 'chosen' and 'rejected' are identical`",
-     "tests/test_rlhf.py::test_preference_file_errors_name_the_line"),
+     "tests/test_reward.py::test_preference_file_errors_name_the_line"),
     ("runner", "a lab that raises in a cell", "`lab 01 (first) failed in cell 3: RuntimeError: ...`; the previous good run is kept",
      "tests/test_running.py::test_a_failed_lab_keeps_the_previous_run_and_names_the_cell"),
     ("runner", "a lab that forgets to save an artifact", "`lab 01 ran but did not write artifacts/thing; nothing was replaced`",

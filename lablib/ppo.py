@@ -1,4 +1,4 @@
-"""RLHF with PPO: our own small implementation (TRL removed its PPO in 1.13).
+"""PPO for RLHF: our own small implementation (TRL removed its PPO in 1.13); configured by ``cfg.ppo``.
 
 One PPO step, as in InstructGPT and StackLLaMA:
 
@@ -23,7 +23,6 @@ from typing import Callable, List, Sequence
 
 import torch
 
-from .config import with_changes  # noqa: F401 -- the labs call rlhf.with_changes(cfg.ppo, kl_coef=...)
 from .generation import padding_side, sampling
 
 
@@ -277,136 +276,3 @@ class PPO:
             bar.set_postfix(rm=f"{stats['rm']:.2f}", kl=f"{stats['kl']:.2f}")
         self.policy.eval()
         return self.history
-
-
-# --------------------------------------------------------------------------------------------
-# A maintained alternative: TRL's GRPO, on the same prompts and rewards
-# --------------------------------------------------------------------------------------------
-def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_dir, steps: int,
-         stop_ids: Sequence[int]) -> dict:
-    """Train ``policy`` in place with TRL's ``GRPOTrainer``: ``cfg.ppo.grpo_generations`` samples per prompt,
-    each scored by ``reward_fn(examples, responses)`` and compared with its group's mean (no value head).
-    Uses ``cfg.ppo``'s batch size (in samples), learning rate, beta, temperature and response length."""
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
-
-    from . import generation, training
-
-    dataset = Dataset.from_list([{"prompt": [generation.chat_turn(e)], "idx": i} for i, e in enumerate(examples)])
-
-    def rewards(prompts, completions, idx, **_):
-        return reward_fn([examples[i] for i in idx], [c[0]["content"] for c in completions])
-
-    rewards.__name__ = getattr(reward_fn, "__name__", "reward")
-    policy.generation_config.eos_token_id = list(stop_ids)  # GRPO masks completions after these
-    train_cfg = with_changes(cfg.train, max_steps=steps, batch_size=cfg.ppo.batch_size, lr=cfg.ppo.lr,
-                             warmup_steps=0, eval_every=10 ** 6)
-    trainer = training.build(GRPOTrainer, GRPOConfig, train_cfg, cfg.seed, out_dir, args=dict(
-        eval_strategy="no", logging_steps=1, lr_scheduler_type="constant", lr_scheduler_kwargs=None,
-        num_generations=cfg.ppo.grpo_generations, max_completion_length=cfg.ppo.max_new_tokens,
-        beta=cfg.ppo.kl_coef, temperature=cfg.ppo.temperature, top_k=0, gradient_checkpointing=False),
-        model=policy, reward_funcs=rewards, train_dataset=dataset, processing_class=tokenizer)
-    result = training.fit(trainer, row=grpo_row)
-    return {**result, "samples": steps * cfg.ppo.batch_size}
-
-
-def grpo_row(entry: dict):
-    """A row of GRPO's history: mean reward of the step's samples, KL to the reference, completion length."""
-    if "reward" not in entry:
-        return None
-    return {"step": entry["step"], "reward": entry["reward"], "kl": entry.get("kl", 0.0),
-            "length": entry.get("completions/mean_length", float("nan"))}
-
-
-def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, max_new_tokens: int,
-                    fmt: str = "chatml") -> dict:
-    """Greedy responses to ``examples`` in prompt format ``fmt``: gold reward and exact match (overall and per
-    kind), the mean of ``reward_fn`` (e.g. the reward model's score), the perplexity of the reference responses
-    (response tokens and the token that ends them), distinct-2 of the responses, and their mean length in tokens."""
-    from . import evaluation, generation
-
-    responses = generation.respond(model, tokenizer, examples, fmt, max_new_tokens, batch_size=64)
-    prompts = [generation.prompt_text(e, fmt, tokenizer) for e in examples]
-    end = "<|im_end|>" if fmt == "chatml" else tokenizer.eos_token
-    nll = evaluation.response_nll(model, tokenizer, prompts, [e.output + end for e in examples])
-    return {**evaluation.task_scores(examples, responses), "rm": sum(reward_fn(examples, responses)) / len(examples),
-            "ppl": math.exp(nll["nll_per_token"]), "distinct_2": evaluation.distinct_n(responses, 2),
-            "length": sum(len(tokenizer(r)["input_ids"]) for r in responses) / len(responses),
-            "responses": responses}
-
-
-@torch.no_grad()
-def headroom(policy, tokenizer, examples: Sequence, reward_fn: Callable, samples: int, temperature: float,
-             max_new_tokens: int, seed: int, fmt: str = "chatml") -> dict:
-    """Per task kind: the policy's mean gold reward when sampling, and how often ``reward_fn`` orders two samples
-    of the same prompt as the gold reward does. RL can only reinforce what the policy sometimes does *and* the
-    reward recognises."""
-    from . import generation, reward
-
-    torch.manual_seed(seed)
-    many = [e for e in examples for _ in range(samples)]
-    responses = generation.respond(policy, tokenizer, many, fmt, max_new_tokens, batch_size=64, temperature=temperature)
-    gold = [e.gold_reward(r) for e, r in zip(many, responses)]
-    scores = reward_fn(many, responses)
-    out = {}
-    for kind in sorted({e.kind for e in many}):
-        idx = [i for i, e in enumerate(many) if e.kind == kind]
-        order = reward.within_prompt_accuracy([many[i] for i in idx], [scores[i] for i in idx], [gold[i] for i in idx])
-        out[kind] = {"sampled_gold": sum(gold[i] for i in idx) / len(idx), "ordered": order["accuracy"],
-                     "pairs": order["pairs"]}
-    return out
-
-
-def load_policy(cfg):
-    """A fresh policy from the SFT model (``cfg.inputs.model``); with ``ppo.lora`` a LoRA adapter (``cfg.lora``)
-    on it, so only the adapter trains and the reference is the same model with the adapter switched off."""
-    from . import lora, models
-
-    model = models.load_pretrained(cfg.model, cfg.inputs.model)[0]
-    return lora.add_adapter(model, cfg.lora) if cfg.ppo.lora else model
-
-
-def for_saving(model):
-    """The plain model to save: a LoRA policy's adapter merged into its weights."""
-    return model.merge_and_unload() if _is_peft(model) else model
-
-
-class Setting:
-    """What the RL labs share: the prompts (the SFT lab's split, in its prompt format ``cfg.sft.format``), the SFT
-    policy and its tokenizer, the reward model (checked to read the policy's tokens), the two rewards and the
-    held-out evaluation."""
-
-    def __init__(self, cfg):
-        from . import data, generation, models, reward
-
-        self.cfg, self.fmt = cfg, cfg.sft.format
-        self.train, self.val = data.instruction_examples(cfg.data, cfg.seed)
-        self.rm, self.rm_tokenizer = reward.load_backbone(cfg.inputs.reward_model, cfg.seed)
-        self.policy, self.tokenizer = models.load_pretrained(cfg.model, cfg.inputs.model)
-        reward.check_tokenizers(self.tokenizer, self.rm_tokenizer)
-        self.stops = generation.stop_ids(self.tokenizer)
-
-    def prompt(self, example) -> str:
-        from . import generation
-
-        return generation.prompt_text(example, self.fmt, self.tokenizer)
-
-    def rm_reward(self, examples, responses) -> list:
-        """The reward model's score of each response."""
-        from . import reward
-
-        return reward.score(self.rm, self.rm_tokenizer, examples, responses).tolist()
-
-    @staticmethod
-    def gold_reward(examples, responses) -> list:
-        """The code-checked reward of each response (1 exact, 0.5 right first line, else 0)."""
-        return [e.gold_reward(r) for e, r in zip(examples, responses, strict=True)]
-
-    def evaluate(self, model) -> dict:
-        """:func:`evaluate_policy` on the held-out prompts, with the RM as the reward."""
-        return evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, self.cfg.ppo.max_new_tokens, self.fmt)
-
-    def ppo(self, model, ppo_cfg=None, seed: int | None = None) -> PPO:
-        """A PPO trainer for ``model`` against the RM, logging the gold reward per step."""
-        return PPO(model, self.tokenizer, self.rm_reward, self.prompt, ppo_cfg or self.cfg.ppo, self.stops,
-                   metrics={"gold": self.gold_reward}, seed=self.cfg.seed if seed is None else seed)

@@ -1,0 +1,82 @@
+"""Reward modelling: flawed responses, preference splits and files, the Bradley-Terry loss, rank agreement."""
+import copy
+import random
+
+import pytest
+import torch
+from conftest import toy_tokenizer
+
+from lablib import config, data, reward
+
+# --------------------------------------------------------------------------------------------
+# Reward modelling
+# --------------------------------------------------------------------------------------------
+def test_flawed_responses_are_worse_by_the_gold_reward():
+    rng = random.Random(0)
+    for task in data.make_tasks(70, seed=3):
+        flawed = data.flawed_responses(task, rng)
+        assert "rambling" in flawed
+        assert all(task.gold_reward(t) < task.gold_reward(task.output) and t.strip() for t in flawed.values())
+
+
+def test_preference_splits_follow_the_sft_split():
+    cfg = config.load("lab04", ["profile=smoke"])
+    train, val = data.preference_splits(cfg.data, cfg.seed)
+    sft_train, sft_val = data.instruction_examples(cfg.data, cfg.seed)
+    assert [p.example for p in val] == sft_val and [p.example for p in train] == sft_train
+
+
+def test_preference_file_errors_name_the_line(tmp_path):
+    f = tmp_path / "pairs.jsonl"
+    f.write_text('{"prompt": "p", "chosen": "x", "rejected": "y"}\n{"prompt": "p", "chosen": "x", "rejected": "x"}\n')
+    with pytest.raises(data.DataError, match=r"pairs.jsonl:2: 'chosen' and 'rejected' are identical"):
+        data.pair_records(f)
+    f.write_text('{"prompt": "p", "chosen": "", "rejected": "y"}\n')
+    with pytest.raises(data.DataError, match=r"pairs.jsonl:1: field 'chosen' is empty"):
+        data.pair_records(f)
+
+
+def test_check_pairs_rejects_identical_and_empty_responses():
+    ex = data.make_tasks(1, seed=0)[0]
+    with pytest.raises(reward.RewardError, match="pair 0 .*identical"):
+        reward.check_pairs([data.Pair(ex, "1", " 1 ", "x")])
+    with pytest.raises(reward.RewardError, match="empty rejected"):
+        reward.check_pairs([data.Pair(ex, "1", "  ", "x")])
+    with pytest.raises(reward.RewardError, match="held-out pairs are empty"):
+        reward.check_pairs([], "held-out")
+
+
+def test_bt_loss_written_out():
+    rc, rr = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.0])
+    assert reward.bt_loss(rc, rr).item() == pytest.approx((-torch.log(torch.sigmoid(torch.tensor(2.0))).item()
+                                                           + torch.log(torch.tensor(2.0)).item()) / 2)
+    assert torch.allclose(reward.bt_loss(rc, rr), -torch.nn.functional.logsigmoid(rc - rr).mean())
+
+
+def test_rank_correlation_with_ties():
+    assert reward.ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
+    assert reward.rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert reward.rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert reward.rank_correlation([0.1, 0.9, 0.5, 0.7], [0, 1, 0, 1]) == pytest.approx(0.8944, abs=1e-4)
+    assert reward.rank_correlation([1, 2], [5, 5]) != reward.rank_correlation([1, 2], [5, 5])  # NaN: constant
+
+
+def test_a_reward_model_with_another_tokenizer_is_refused():
+    a, b = toy_tokenizer(), toy_tokenizer()
+    b.chat_template = "{{ messages }}"
+    a.chat_template = "{{ messages }}"
+    reward.check_tokenizers(a, b)
+    b.add_tokens(["e"])
+    with pytest.raises(reward.RewardError, match="tokenizer does not match the policy's .7 vs 6 tokens"):
+        reward.check_tokenizers(a, b)
+    c = copy.deepcopy(a)
+    c.chat_template = "other"
+    with pytest.raises(reward.RewardError, match="chat template differs"):
+        reward.check_tokenizers(a, c)
+
+
+def test_within_prompt_accuracy_compares_samples_of_the_same_prompt_only():
+    a, b = object(), object()
+    out = reward.within_prompt_accuracy([a, a, a, b, b], [1.0, 2.0, 0.0, 9.0, 5.0], [0, 1, 0, 1, 1])
+    assert out == {"accuracy": 1.0, "pairs": 2}  # b's two samples tie on gold: not a pair
+    assert reward.within_prompt_accuracy([a, a], [2.0, 1.0], [0, 1])["accuracy"] == 0.0
