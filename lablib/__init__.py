@@ -2,10 +2,11 @@
 
 One module per concept: ``config`` (Hydra structured configs), ``data`` (embedded domain and loaders),
 ``tokenization``, ``models``, ``generation`` (prompt formats, batched generation, the chat helper),
-``training`` (pretraining), ``sft``, ``lora`` and ``memory`` (LoRA/QLoRA and what they save), ``reward``
-(reward models), ``ppo`` (ours), ``grpo`` and ``dpo`` (TRL's), ``rl_setting`` (what the RL labs share), ``raft``, ``evaluation`` and ``leaderboard`` (NLL
-benchmarks, scores), ``plots``, ``running`` (manifest and papermill runner), ``session`` (what a lab notebook
-calls first) and ``goldens``/``book``.
+``training`` (every stage's trainer, and pretraining), ``sft``, ``lora`` and ``memory`` (LoRA/QLoRA and what
+they save), ``reward`` (reward models), ``ppo`` (ours), ``grpo`` and ``dpo`` (TRL's), ``rl_setting`` (what the
+RL labs share), ``raft``, ``evaluation`` and ``leaderboard`` (NLL benchmarks, scores), ``plots``, ``running``
+(manifest and papermill runner), ``session`` (what a lab notebook calls first), ``exercises`` (the checks),
+``grading`` (releases, the grader), ``goldens`` and ``book``.
 """
 import logging
 import os

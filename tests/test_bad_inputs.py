@@ -54,7 +54,7 @@ COVERED_ELSEWHERE = [
     ("grading", "a submission that crashes, loops forever, or allocates 64 GB",
      "entry `crashed` (with its cell), `timeout`, `memory`; the batch goes on", "tests/test_grading.py::test_a_class_is_graded_in_parallel_with_an_entry_for_every_submission"),
     ("grading", "a wrong exercise answer", "`FAIL 04.bt_loss: ... got -0.31, expected 0.31` (the reason, not just FAIL)",
-     "tests/test_grading.py::test_a_wrong_answer_says_why"),
+     "tests/test_exercises.py::test_a_wrong_answer_says_why"),
     ("batch", "one failing run in a grid", "the others finish; the summary names it with its failing cell",
      "tests/test_batch.py::test_a_failed_run_is_named_with_its_cell_and_the_others_finish"),
 ]

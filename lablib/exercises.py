@@ -1,0 +1,203 @@
+"""Exercises: each lab's student function checked against lablib's own, on fresh inputs.
+
+In a solution notebook an exercise is a code cell tagged ``exercise``; the student's part sits between
+``### BEGIN SOLUTION`` and ``### END SOLUTION`` (:data:`BEGIN`, :data:`END`). The cell after it calls
+:func:`check`, which prints ``PASS name`` or ``FAIL name: why`` -- a message that names the mistake -- and never
+stops the notebook, so a grader sees every exercise. Releasing and grading notebooks is ``lablib.grading``'s job.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from typing import Callable, Dict
+
+import torch
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+EXERCISE_TAG = "exercise"
+RESULTS_ENV = "LABLIB_CHECKS"  # set by the grader: check results are appended to this JSONL file
+
+
+# --------------------------------------------------------------------------------------------
+# Checks: the student's function against lablib's on fresh inputs
+# --------------------------------------------------------------------------------------------
+CHECKS: Dict[str, Callable] = {}
+
+
+def _registered(name: str):
+    def wrap(fn):
+        CHECKS[name] = fn
+        return fn
+    return wrap
+
+
+def _close(got, want, what: str, atol: float = 1e-5) -> None:
+    got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+    if got.shape != want.shape:
+        raise AssertionError(f"{what}: shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+    if not torch.isfinite(got).all():
+        raise AssertionError(f"{what}: got a NaN or inf (compute it in a numerically stable way)")
+    if not torch.allclose(got, want, atol=atol, rtol=1e-4):
+        i = int((got - want).abs().argmax())
+        raise AssertionError(f"{what}: got {got.flatten()[i].item():.6g}, expected {want.flatten()[i].item():.6g}")
+
+
+def _generator() -> torch.Generator:
+    return torch.Generator().manual_seed(random.randrange(2 ** 31))  # fresh inputs each time: no hard-coding
+
+
+@_registered("01.next_token_loss")
+def _check_next_token_loss(fn) -> None:
+    F = torch.nn.functional
+    g = _generator()
+    for b, t, v, scale in ((1, 5, 7, 1.0), (3, 9, 11, 2.0), (2, 6, 5, 80.0)):  # the last needs log-softmax
+        logits, ids = torch.randn(b, t, v, generator=g) * scale, torch.randint(0, v, (b, t), generator=g)
+        want = F.cross_entropy(logits[:, :-1].reshape(-1, v).double(), ids[:, 1:].reshape(-1))
+        got = torch.as_tensor(fn(logits.clone(), ids.clone()), dtype=torch.float64)
+        unshifted = F.cross_entropy(logits.reshape(-1, v).double(), ids.reshape(-1))
+        if got.shape == () and torch.isclose(got, unshifted) and not torch.isclose(got, want):
+            raise AssertionError("the logits at position t must predict the token at t + 1: shift by one")
+        _close(got, want, f"loss on a batch of {b} x {t} tokens, vocabulary {v}, logits of scale {scale:g}")
+
+
+@_registered("02.mask_prompt")
+def _check_mask_prompt(fn) -> None:
+    g = _generator()
+    ids = torch.randint(5, 50, (3, 8), generator=g)
+    prompt_lens = torch.tensor([2, 5, 1])
+    attention = torch.tensor([[1] * 8, [1] * 7 + [0], [1] * 4 + [0] * 4])  # rows 2 and 3 end in padding
+    want = ids.clone()
+    want[torch.arange(8)[None, :] < prompt_lens[:, None]] = -100
+    want[attention == 0] = -100
+    before = ids.clone()
+    got = torch.as_tensor(fn(ids, prompt_lens, attention))
+    if not torch.equal(ids, before):
+        raise AssertionError("input_ids were changed in place: build the labels in a copy (.clone())")
+    if got.shape != want.shape:
+        raise AssertionError(f"labels of shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+    bad = (got != want).nonzero()
+    if len(bad):
+        i, j = bad[0].tolist()
+        why = ("a prompt token" if j < prompt_lens[i] else "padding" if attention[i, j] == 0 else "a response token")
+        raise AssertionError(f"row {i}, position {j} ({why}): label {got[i, j].item()}, expected {want[i, j].item()}")
+
+
+@_registered("03.lora_forward")
+def _check_lora_forward(fn) -> None:
+    g = _generator()
+    for shape, d_in, d_out, r, alpha in (((4,), 6, 5, 2, 4.0), ((2, 3), 8, 8, 4, 16.0), ((1,), 5, 3, 1, 1.0)):
+        x, w = torch.randn(*shape, d_in, generator=g), torch.randn(d_out, d_in, generator=g)
+        a, b = torch.randn(r, d_in, generator=g), torch.randn(d_out, r, generator=g)
+        want = x @ w.T + (alpha / r) * (x @ a.T) @ b.T
+        got = torch.as_tensor(fn(x, w, a, b, alpha))
+        if got.shape == want.shape and r > 1 and torch.allclose(got, x @ w.T + (x @ a.T) @ b.T, atol=1e-4):
+            raise AssertionError("the update is not scaled: multiply B(Ax) by alpha / r")
+        if got.shape == want.shape and r > 1 and torch.allclose(got, x @ w.T + alpha * (x @ a.T) @ b.T, atol=1e-4):
+            raise AssertionError("the update is scaled by alpha: the scale is alpha / r")
+        _close(got, want, f"x of shape {tuple(x.shape)}, rank {r}, alpha {alpha:g}", atol=1e-4)
+    # The same numbers as PEFT's own LoRA layer (random A and B, so the update is not zero).
+    import peft
+
+    base = torch.nn.Sequential(torch.nn.Linear(6, 4, bias=False))
+    model = peft.get_peft_model(base, peft.LoraConfig(r=2, lora_alpha=8, target_modules=["0"],
+                                                      init_lora_weights=False))
+    layer = model.base_model.model[0]
+    x = torch.randn(3, 6, generator=g)
+    with torch.no_grad():
+        _close(fn(x, layer.base_layer.weight, layer.lora_A["default"].weight, layer.lora_B["default"].weight, 8.0),
+               layer(x), "against PEFT's LoRA layer (r=2, alpha=8)", atol=1e-4)
+
+
+@_registered("04.bt_loss")
+def _check_bt_loss(fn) -> None:
+    from .reward import bt_loss
+
+    if fn is bt_loss:
+        raise AssertionError("this is lablib's own bt_loss: write yours")
+
+    g = _generator()
+    for n, scale in ((1, 1.0), (8, 3.0), (5, 60.0)):  # the last needs a stable log-sigmoid
+        chosen, rejected = torch.randn(n, generator=g) * scale, torch.randn(n, generator=g) * scale
+        want = -torch.nn.functional.logsigmoid(chosen.double() - rejected.double()).mean()
+        _close(fn(chosen, rejected), want, f"bt_loss on {n} pairs with rewards of scale {scale:g}")
+    same = torch.zeros(3)
+    _close(fn(same, same), math.log(2), "bt_loss when chosen and rejected score the same (should be log 2)")
+    chosen, rejected = torch.tensor([-100.0, 3.0]), torch.tensor([100.0, 1.0])  # a margin of -200
+    want = -torch.nn.functional.logsigmoid(chosen.double() - rejected.double()).mean()
+    _close(fn(chosen, rejected), want, "bt_loss with a margin of -200 (rejected far ahead)")
+
+
+@_registered("05.gae")
+def _check_gae(fn) -> None:
+    from .ppo import gae
+
+    if fn is gae:
+        raise AssertionError("this is lablib's own gae: write yours")
+
+    g = _generator()
+    rewards, values = torch.randn(3, 6, generator=g), torch.randn(3, 6, generator=g)
+    mask = torch.tensor([[1.0] * 6, [1.0] * 4 + [0.0] * 2, [1.0] + [0.0] * 5])
+    for gamma, lam in ((1.0, 1.0), (1.0, 0.95), (0.9, 0.0)):
+        adv, ret = gae(rewards, values, mask, gamma, lam)
+        got = fn(rewards.clone(), values.clone(), mask, gamma, lam)
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise AssertionError("gae must return (advantages, returns)")
+        _close(got[0], adv, f"advantages with gamma={gamma}, lam={lam}")
+        _close(got[1], ret, f"returns with gamma={gamma}, lam={lam}")
+
+
+@_registered("06.select")
+def _check_select(fn) -> None:
+    from .raft import select
+
+    if fn is select:
+        raise AssertionError("this is lablib's own select: write yours")
+
+    rng = random.Random()
+    cases = [(["a", "b", "c", "d"], [0.1, 0.9, 0.5, 0.5], 2),  # a tie: the earlier sample wins
+             (["a", "", "c", "d", "e", "f"], [5.0, 9.0, float("nan"), 1.0, 2.0, 3.0], 3)]  # invalid samples
+    scores = [rng.gauss(0, 1) for _ in range(12)]
+    cases.append(([f"r{i}" for i in range(12)], scores, 4))
+    for responses, sc, k in cases:
+        want = select(responses, sc, k, "per_prompt")
+        got = fn(responses, sc, k)
+        if list(got) != want:
+            raise AssertionError(f"for scores {[round(s, 2) for s in sc]} and k={k}: kept {list(got)}, expected {want}")
+
+
+@_registered("07.response_nll")
+def _check_response_nll(fn) -> None:
+    g = _generator()
+    for t, v, n_prompt, scale in ((6, 7, 2, 1.0), (9, 5, 4, 3.0), (5, 11, 1, 80.0)):  # the last: log-softmax
+        logits, ids = torch.randn(t, v, generator=g) * scale, torch.randint(0, v, (t,), generator=g)
+        logp = torch.log_softmax(logits.double(), -1)
+        want = -logp[n_prompt - 1:-1].gather(1, ids[n_prompt:, None]).sum()
+        got = torch.as_tensor(fn(logits.clone(), ids.clone(), n_prompt), dtype=torch.float64)
+        if got.shape == () and torch.isclose(got, want / (t - n_prompt)) and t - n_prompt > 1:
+            raise AssertionError("that is the mean per token: the leaderboard sums over the response's tokens")
+        unshifted = -logp[n_prompt:].gather(1, ids[n_prompt:, None]).sum()
+        if got.shape == () and torch.isclose(got, unshifted) and not torch.isclose(got, want):
+            raise AssertionError("the token at position t is predicted by the logits at t - 1: shift by one")
+        _close(got, want, f"{t} tokens of which {n_prompt} prompt, vocabulary {v}, logits of scale {scale:g}",
+               atol=1e-4)
+
+
+def check(name: str, fn: Callable) -> bool:
+    """Run exercise ``name``'s check on the student's ``fn``; print PASS or FAIL with the reason; never raise."""
+    if name not in CHECKS:
+        raise ValueError(f"no exercise called {name!r}; known: {', '.join(sorted(CHECKS))}")
+    try:
+        CHECKS[name](fn)
+        ok, why = True, ""
+    except NotImplementedError:
+        ok, why = False, "not implemented yet"
+    except Exception as exc:  # the student's code may raise anything; report it, do not stop the notebook
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        ok, why = False, f"{type(exc).__name__}: {first}" if not isinstance(exc, AssertionError) else first
+    print(f"PASS {name}" if ok else f"FAIL {name}: {why}")
+    if os.environ.get(RESULTS_ENV):
+        with open(os.environ[RESULTS_ENV], "a") as f:
+            f.write(json.dumps({"exercise": name, "passed": ok, "message": why}) + "\n")
+    return ok
