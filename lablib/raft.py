@@ -66,6 +66,18 @@ def select(responses: Sequence[str], scores: Sequence[float], k: int, mode: str 
     return kept
 
 
+def best_mean(responses: Sequence[str], scores: Sequence[float], k: int, mode: str = "per_prompt") -> float:
+    """What the kept samples' mean score must be, worked out without :func:`select`: the mean of each prompt's
+    highest valid score (``per_prompt``), or of the batch's ``len/k`` highest (``global``)."""
+    valid = [s if r.strip() and math.isfinite(s) else None for r, s in zip(responses, scores)]
+    if mode == "global":
+        top = sorted((s for s in valid if s is not None), reverse=True)[: len(valid) // k]
+    else:
+        groups = [[s for s in valid[i:i + k] if s is not None] for i in range(0, len(valid), k)]
+        top = [max(g) for g in groups if g]
+    return sum(top) / len(top) if top else float("nan")
+
+
 def as_example(example, response: str) -> data.Example:
     """An SFT example whose reference answer is the policy's own (kept) response."""
     return data.Example(example.instruction, example.input, response, example.kind)
@@ -111,7 +123,8 @@ class RAFT:
         if not keep:
             raise RAFTError("no valid sample to keep (every response empty or unscored)")
         stats = {"samples_rm": sum(s for s in scores if math.isfinite(s)) / len(scores),
-                 "kept_rm": sum(scores[i] for i in keep) / len(keep), "kept": len(keep)}
+                 "kept_rm": sum(scores[i] for i in keep) / len(keep), "kept": len(keep),
+                 "best_rm": best_mean(responses, scores, self.cfg.raft.k, self.cfg.raft.mode)}
         for name, fn in self.metrics.items():
             values = fn(many, responses)
             stats[f"samples_{name}"] = sum(values) / len(values)

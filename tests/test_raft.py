@@ -93,3 +93,15 @@ def test_distinct_n_counts_unique_word_ngrams():
     assert evaluation.distinct_n(["a b a b", "a b"], 2) == pytest.approx(2 / 4)  # (a b), (b a), (a b), (a b)
     assert evaluation.distinct_n(["a b c"], 1) == 1.0
     assert evaluation.distinct_n(["one"], 2) == 0.0
+
+
+def test_best_mean_is_what_the_kept_samples_must_average():
+    responses = ["a", "b", "", "c", "d", "e"]
+    scores = [1.0, 3.0, 9.0, float("nan"), 2.0, 0.5]  # the empty response and the NaN score are not eligible
+    assert raft.best_mean(responses, scores, 3, "per_prompt") == pytest.approx((3.0 + 2.0) / 2)
+    assert raft.best_mean(responses, scores, 3, "global") == pytest.approx((3.0 + 2.0) / 2)
+    for mode in raft.MODES:
+        kept = raft.select(responses, scores, 3, mode)
+        assert sum(scores[i] for i in kept) / len(kept) == pytest.approx(raft.best_mean(responses, scores, 3, mode))
+    first_of_each = [0, 4]  # a selection that ignores the scores gets caught
+    assert sum(scores[i] for i in first_of_each) / 2 != pytest.approx(raft.best_mean(responses, scores, 3))
