@@ -26,6 +26,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from unittest import mock
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import config as config_mod
@@ -48,15 +49,8 @@ def golden_path(lab: running.LabSpec) -> Path:
 
 
 def ensure_upstream(lab: running.LabSpec, root: Path) -> None:
-    """Run (or reuse) the smoke runs of every lab ``lab`` consumes from, under ``root``."""
-    ups, todo = set(), [lab]
-    while todo:  # every lab upstream of ``lab``, not only the ones it reads from directly
-        for ref in todo.pop().consumes.values():
-            key = ref.partition("/")[0]
-            if key not in ups:
-                ups.add(key)
-                todo.append(running.find_lab(key))
-    ups = sorted(ups)
+    """Run (or reuse) the smoke runs of every lab ``lab`` consumes from, transitively, under ``root``."""
+    ups = [k for k in running.with_upstream([lab.id]) if k != lab.id]
     if ups:
         running.run(ups, [f"profile={PROFILE}"], root, progress=False, echo=lambda *_: None)
 
@@ -70,9 +64,7 @@ def regenerate(keys: Sequence[str] = ()) -> List[Path]:
 
     labs = [running.find_lab(k) for k in keys] if keys else running.manifest()
     root = Path(tempfile.mkdtemp(prefix="lablib-golden-runs-"))
-    saved = {k: os.environ.get(k) for k in (*GOLDEN_ENV, "LABLIB_RUNS")}
-    os.environ.update(GOLDEN_ENV, LABLIB_RUNS=str(root))  # kernels inherit both
-    try:
+    with mock.patch.dict(os.environ, {**GOLDEN_ENV, "LABLIB_RUNS": str(root)}):  # kernels inherit both
         capability = cpu_capability()
         golden_dir().mkdir(parents=True, exist_ok=True)
         written = []
@@ -91,13 +83,7 @@ def regenerate(keys: Sequence[str] = ()) -> List[Path]:
             nbformat.write(nb, str(tmp))
             tmp.replace(out)
             written.append(out)
-        return written
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return written
 
 
 def lab_code_cells(nb) -> List[str]:

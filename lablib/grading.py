@@ -188,6 +188,34 @@ def _execute(submission: str, executed: str, run_dir: str, runs_root: str, overr
 GRADEBOOK_FIXED = ["student", "status", "message", "seconds"]
 
 
+def submission_files(folder: Path) -> List[Path]:
+    """The submitted files in ``folder`` (hidden ones aside), checked: some, with distinct student names."""
+    if not folder.is_dir():
+        raise GradingError(f"{folder}: not a folder of submissions")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise GradingError(f"{folder}: no submissions in it")
+    stems = [p.stem for p in files]
+    if len(set(stems)) != len(stems):
+        raise GradingError(f"{folder}: two submissions share a name ({sorted({s for s in stems if stems.count(s) > 1})})")
+    return files
+
+
+def open_gradebook(book: Path, columns: List[str]) -> set:
+    """The students ``book`` already grades (a new gradebook gets its header); a gradebook written for other
+    exercises is an error, not something to append to."""
+    import csv
+
+    if not book.exists():
+        book.write_text(",".join(columns) + "\n")
+        return set()
+    with book.open() as f:
+        rows = list(csv.DictReader(f))
+    if rows and list(rows[0]) != columns:
+        raise GradingError(f"{book}: written for other exercises ({list(rows[0])}); use another output folder")
+    return {r["student"] for r in rows}
+
+
 def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), workers: int = 2,
           timeout_s: float = 600, memory_gb: float = 6.0, runs_root: str | Path | None = None,
           solution: str | Path | None = None, echo=print) -> Path:
@@ -201,15 +229,7 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     from . import running
 
     lab = running.find_lab(lab_key)
-    folder = Path(submissions)
-    if not folder.is_dir():
-        raise GradingError(f"{folder}: not a folder of submissions")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise GradingError(f"{folder}: no submissions in it")
-    stems = [p.stem for p in files]
-    if len(set(stems)) != len(stems):
-        raise GradingError(f"{folder}: two submissions share a name ({sorted({s for s in stems if stems.count(s) > 1})})")
+    files = submission_files(Path(submissions))
     from .config import absolute_paths
 
     overrides = absolute_paths(list(overrides) or ["profile=smoke"])  # the kernels run in their own folders
@@ -224,15 +244,7 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     out.mkdir(parents=True, exist_ok=True)
     book = out / "gradebook.csv"
     columns = GRADEBOOK_FIXED + names + ["metrics"]
-    done = set()
-    if book.exists():
-        with book.open() as f:
-            rows = list(csv.DictReader(f))
-        if rows and list(rows[0]) != columns:
-            raise GradingError(f"{book}: written for other exercises ({list(rows[0])}); use another output folder")
-        done = {r["student"] for r in rows}
-    else:
-        book.write_text(",".join(columns) + "\n")
+    done = open_gradebook(book, columns)
     todo = [p for p in files if p.stem not in done]
     echo(f"lab {lab.id}: {len(files)} submissions, {len(done)} already graded, {len(todo)} to go ({workers} at a time)")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -93,11 +93,13 @@ def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = Non
     cells that use them, and are quieted by ``lablib/__init__`` before they load."""
     warnings.filterwarnings("ignore", category=FutureWarning)  # deprecations inside the libraries, not ours
     warnings.filterwarnings("ignore", message=".*save_embedding_layers.*")  # PEFT: "resized, saving them too"
-    if "transformers" in sys.modules:  # imported before lablib: the environment variable came too late
+    if "transformers" in sys.modules:  # imported before lablib: the environment variables came too late
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
 
     spec = running.find_lab(lab_key)
     cfg = running.compose(spec, overrides or [], runs_root)
