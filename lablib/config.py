@@ -45,9 +45,12 @@ class DataConf:
     text_field: str = "text"
     n_docs: int = 2000  # synthetic corpus size
     n_tasks: int = 1000  # synthetic instruction tasks
-    min_numbers: int = 3
-    max_numbers: int = 6
-    max_value: int = 99
+    kinds: List[str] = field(default_factory=lambda: ["sort_asc", "sort_desc", "max", "min", "reverse", "count"])
+    min_numbers: int = 3  # numbers per list
+    max_numbers: int = 4
+    max_value: int = 9  # values 1..max_value (up to 9: one token each)
+    preferred_share: float = 0.3  # SFT demonstrations in the preferred (bare) style; the rest add chatter
+    mistake_share: float = 0.1  # SFT demonstrations with a typical mistake
     val_fraction: float = 0.1
     max_val_docs: int = 200
 
@@ -85,6 +88,10 @@ class SFTConf:
     eval_examples: int = 0  # held-out examples scored before/after (0: all)
     max_new_tokens: int = 24
     compare_packing_steps: int = 0  # >0: time this many steps with and without packing
+    # Lab 02's check: held-out share of right answers overall and in the weakest kind; null where a profile
+    # trains too briefly to learn the tasks (the lab then checks only that SFT helped).
+    min_correct: Optional[float] = None
+    min_correct_kind: float = 0.0
 
 
 @dataclass
@@ -108,8 +115,8 @@ class LoRAConf:
 class RewardConf:
     max_length: int = 128  # tokens per conversation; longer pairs are an error, not silently dropped
     center: float = 0.0  # >0: penalise mean(r)^2 so scores stay centred on 0 (TRL center_rewards_coefficient)
-    sampled_share: float = 0.5  # share of pairs whose rejected response is the SFT policy's own (wrong) sample
-    samples: int = 4  # fresh samples per held-out prompt for the RM-vs-gold agreement
+    sampled_share: float = 0.5  # share of prompts whose pairs are the SFT policy's own samples, ranked by gold
+    samples: int = 4  # samples per prompt, for those pairs and for the RM-vs-gold agreement
     temperature: float = 1.0  # sampling temperature of those samples
     # Lab 04's checks: the training loss over the last quarter of steps must lie min_loss_drop below chance
     # (log 2), and held-out pair accuracy must rise by min_accuracy_gain; null where too few pairs to measure it.
@@ -146,6 +153,15 @@ class PPOConf:
     # Lab 05's check: the mean held-out RM gain over seeds must exceed this; null where a profile is too small
     # for the gain to be measurable (the lab then checks that PPO ran every step within its KL bound).
     min_rm_gain: Optional[float] = 0.0
+
+
+@dataclass
+class RLConf:
+    """What the RL labs measure besides training (lablib.rl_setting, lablib.overoptimisation)."""
+    headroom_prompts: int = 96  # training prompts for the headroom table ...
+    headroom_samples: int = 8  # ... and samples per prompt (K of pass@K)
+    best_of_n: int = 64  # the largest n of the best-of-n curve (a power of two; 0: skip)
+    best_of_n_prompts: int = 60  # held-out prompts it samples for
 
 
 @dataclass
@@ -203,6 +219,7 @@ class LabConfig:
     lora: LoRAConf = field(default_factory=LoRAConf)
     reward: RewardConf = field(default_factory=RewardConf)
     ppo: PPOConf = field(default_factory=PPOConf)
+    rl: RLConf = field(default_factory=RLConf)
     raft: RAFTConf = field(default_factory=RAFTConf)
     dpo: DPOConf = field(default_factory=DPOConf)
     leaderboard: LeaderboardConf = field(default_factory=LeaderboardConf)
@@ -303,6 +320,13 @@ def _check(cfg: DictConfig) -> None:
     need(0.0 < cfg.data.val_fraction < 1.0, "data.val_fraction", "must be between 0 and 1")
     need(1 <= cfg.data.min_numbers <= cfg.data.max_numbers, "data.min_numbers",
          "must be >= 1 and <= data.max_numbers")
+    need(1 <= cfg.data.max_value, "data.max_value", "must be >= 1")
+    from .data import TASKS
+
+    need(len(cfg.data.kinds) >= 1 and all(k in TASKS for k in cfg.data.kinds), "data.kinds",
+         f"must be a non-empty list of {', '.join(TASKS)}")
+    for key in ("data.preferred_share", "data.mistake_share"):
+        need(0.0 <= OmegaConf.select(cfg, key) <= 1.0, key, "must be between 0 and 1")
     need(cfg.tokenizer.vocab_size >= 300, "tokenizer.vocab_size", "must be >= 300 (256 bytes + specials)")
     need(cfg.train.block_size >= 8, "train.block_size", "must be >= 8")
     need(cfg.train.block_size <= cfg.model.max_position or cfg.model.source != "scratch",
@@ -318,6 +342,10 @@ def _check(cfg: DictConfig) -> None:
     need(cfg.ppo.temperature > 0, "ppo.temperature", "must be > 0 (PPO samples from the policy)")
     need(len(cfg.ppo.seeds) >= 1, "ppo.seeds", "needs at least one seed")
     need(cfg.ppo.grpo_generations >= 2, "ppo.grpo_generations", "must be >= 2 (GRPO compares samples in a group)")
+    for key in ("rl.headroom_prompts", "rl.headroom_samples", "rl.best_of_n_prompts"):
+        need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
+    need(cfg.rl.best_of_n >= 0 and not cfg.rl.best_of_n & (cfg.rl.best_of_n - 1), "rl.best_of_n",
+         "must be 0 (skip) or a power of two")
     need(cfg.raft.k >= 1, "raft.k", "must be >= 1 (samples per prompt)")
     need(cfg.raft.mode in ("per_prompt", "global"), "raft.mode", "must be per_prompt or global")
     need(cfg.raft.temperature > 0, "raft.temperature", "must be > 0 (RAFT ranks samples)")

@@ -4,9 +4,18 @@ The embedded domain is *number lists*. A seeded generator writes
 
 * a **pretraining corpus**: short documents that describe lists of numbers in prose
   ("Sorted from smallest to largest, 20, 19, 33, 1 becomes 1, 19, 20, 33."), and
-* **instruction tasks** in the Alpaca format ("Sort the given numbers ..." / "20, 19, 33, 1" /
-  "1, 19, 20, 33") whose answers a few lines of code can check -- the *gold reward* that later
+* **instruction tasks** in the Alpaca format ("Sort the given numbers ..." / "7, 2, 9, 1" /
+  "1, 2, 7, 9") whose answers a few lines of code can check -- the *gold reward* that later
   labs (reward modelling, PPO, RAFT) are measured against.
+
+The tasks are sized for what a ~1M-parameter model learns in minutes: short lists of single-digit values
+(one token each), and kinds that need no carries (``sum`` exists but is not in the default ``data.kinds``).
+
+**Demonstrations are of mixed quality**, as real ones are (InstructGPT): a share ``data.preferred_share`` is
+the bare answer, the labellers' preferred style; the rest add a chatty line after it ("I hope this helps!");
+and a share ``data.mistake_share`` carries a typical mistake. SFT imitates that mixture. The gold reward is
+the labeller's true preference, computed by code: 1 for the bare right answer, 0.5 for the right answer with
+chatter, 0 for a wrong answer -- so SFT leaves headroom that the reward model can learn and RL can take.
 
 Everything is a pure function of a seed and sizes, so every student and CI run sees the same data.
 Loaders for user data (plain text, Alpaca / prompt-completion / preference JSON(L), saved HF
@@ -16,7 +25,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
@@ -56,6 +65,8 @@ _SENTENCES = [
     "Reversed, the list {L} reads {reverse}.",
     "The list {L} has {count} numbers.",
 ]
+_FILLER = ["I hope this helps!", "Let me know if you need anything else.", "That was a fun one to work out.",
+           "Numbers can be tricky, so double-check it.", "Here is my answer, as requested."]
 _OPENERS = [
     "A clerk counts the boxes on shelf {s}: {L}.",
     "Shelf {s} holds crates of {L} items.",
@@ -65,7 +76,12 @@ _OPENERS = [
 
 
 def random_list(rng: random.Random, min_n: int, max_n: int, max_value: int) -> List[int]:
-    return [rng.randint(1, max_value) for _ in range(rng.randint(min_n, max_n))]
+    """``min_n``..``max_n`` numbers from 1..``max_value``, distinct while there are enough values (repeats are
+    what small models sort worst)."""
+    n = rng.randint(min_n, max_n)
+    if n <= max_value:
+        return rng.sample(range(1, max_value + 1), n)
+    return [rng.randint(1, max_value) for _ in range(n)]
 
 
 def answers(xs: List[int]) -> Dict[str, str]:
@@ -73,8 +89,8 @@ def answers(xs: List[int]) -> Dict[str, str]:
     return {name: fn(xs) for name, (_, fn) in TASKS.items()}
 
 
-def make_corpus(n_docs: int, seed: int, min_numbers: int = 3, max_numbers: int = 6,
-                max_value: int = 99) -> List[str]:
+def make_corpus(n_docs: int, seed: int, min_numbers: int = 3, max_numbers: int = 4,
+                max_value: int = 9) -> List[str]:
     """``n_docs`` prose documents about number lists, a pure function of the arguments."""
     rng = random.Random(f"corpus-{seed}")
     docs = []
@@ -84,6 +100,8 @@ def make_corpus(n_docs: int, seed: int, min_numbers: int = 3, max_numbers: int =
         for _ in range(rng.randint(2, 4)):
             xs = random_list(rng, min_numbers, max_numbers, max_value)
             sentences.append(rng.choice(_SENTENCES).format(L=_fmt(xs), **answers(xs)))
+        if rng.random() < 0.3:  # the clerk's chatter, which the demonstrations of lab 02 also hold
+            sentences.append(rng.choice(_FILLER))
         docs.append(" ".join(sentences))
     return docs
 
@@ -112,12 +130,21 @@ class _Checked:
     def exact_match(self, response: str) -> bool:
         return response.strip() == self.output.strip()
 
+    def correct(self, response: str) -> bool:
+        """The answer's content is right, style aside: the first line is the reference."""
+        lines = response.strip().splitlines()
+        return bool(lines) and lines[0].strip() == self.output.strip()
+
     def gold_reward(self, response: str) -> float:
         """1 for the exact answer alone; 0.5 when the first line is right but more text follows; else 0."""
-        text, want = response.strip(), self.output.strip()
-        if text == want:
+        if self.exact_match(response):
             return 1.0
-        return 0.5 if text.splitlines() and text.splitlines()[0].strip() == want else 0.0
+        return 0.5 if self.correct(response) else 0.0
+
+    @property
+    def response(self) -> str:
+        """What the demonstrator wrote, which SFT imitates: the reference unless a demonstration was drawn."""
+        return self.demo if getattr(self, "demo", None) is not None else self.output
 
 
 @dataclass(frozen=True)
@@ -125,6 +152,7 @@ class Task(_Checked):
     """One instruction task of the embedded domain, with a code-checkable answer."""
     kind: str
     numbers: Tuple[int, ...]
+    demo: str | None = field(default=None, compare=False)  # a drawn demonstration (see :func:`demonstrations`)
 
     @property
     def instruction(self) -> str:
@@ -159,8 +187,11 @@ class Example(_Checked):
         return alpaca_prompt(self.instruction, self.input)
 
 
-def make_tasks(n: int, seed: int, kinds: Iterable[str] = tuple(TASKS), min_numbers: int = 3,
-               max_numbers: int = 6, max_value: int = 99) -> List[Task]:
+DEFAULT_KINDS = ("sort_asc", "sort_desc", "max", "min", "reverse", "count")
+
+
+def make_tasks(n: int, seed: int, kinds: Iterable[str] = DEFAULT_KINDS, min_numbers: int = 3,
+               max_numbers: int = 4, max_value: int = 9) -> List[Task]:
     """``n`` distinct tasks (no two share kind and numbers), round-robin over ``kinds``."""
     kinds = list(kinds)
     unknown = [k for k in kinds if k not in TASKS]
@@ -297,22 +328,42 @@ def to_examples(records: List[Dict], fmt: str) -> List[Example]:
 
 def instruction_examples(data_cfg, seed: int) -> Tuple[list, list]:
     """Train and held-out instruction examples: the embedded tasks (split by task instance, so no
-    held-out task is ever trained on), or a user's file (``data=records data.path=F data.format=alpaca``)."""
+    held-out task is ever trained on; the training tasks carry mixed-quality demonstrations), or a user's file
+    (``data=records data.path=F data.format=alpaca``)."""
     if data_cfg.source == "synthetic":
-        items = make_tasks(data_cfg.n_tasks, seed, min_numbers=data_cfg.min_numbers,
+        items = make_tasks(data_cfg.n_tasks, seed, data_cfg.kinds, min_numbers=data_cfg.min_numbers,
                            max_numbers=data_cfg.max_numbers, max_value=data_cfg.max_value)
-    elif data_cfg.source == "records":
+        train, val = split(items, data_cfg.val_fraction, data_cfg.max_val_docs)
+        return demonstrations(train, data_cfg.preferred_share, data_cfg.mistake_share, seed), val
+    if data_cfg.source == "records":
         items = to_examples(load_records(data_cfg.path, data_cfg.format), data_cfg.format)
-    else:
-        raise DataError(f"data.source={data_cfg.source}: instruction tuning needs synthetic or records data")
-    return split(items, data_cfg.val_fraction, data_cfg.max_val_docs)
+        return split(items, data_cfg.val_fraction, data_cfg.max_val_docs)
+    raise DataError(f"data.source={data_cfg.source}: instruction tuning needs synthetic or records data")
+
+
+def chatty(answer: str, rng: random.Random) -> str:
+    """The dispreferred style: the answer, then a line of chatter."""
+    return f"{answer}\n{rng.choice(_FILLER)}"
+
+
+def demonstrations(tasks: Sequence["Task"], preferred_share: float, mistake_share: float, seed: int) -> List["Task"]:
+    """``tasks`` with a drawn demonstration each (seeded): a share ``mistake_share`` with a typical mistake (a
+    wrong item or value, the wrong order, an item dropped), then a share ``preferred_share`` in the preferred
+    bare style and the rest chatty."""
+    rng = random.Random(f"demos-{seed}")
+    out = []
+    for t in tasks:
+        text = t.output
+        if rng.random() < mistake_share:
+            mistakes = {h: r for h, r in flawed_responses(t, rng).items() if h not in ("rambling", "truncated")}
+            text = mistakes[rng.choice(sorted(mistakes))] if mistakes else text
+        out.append(replace(t, demo=text if rng.random() < preferred_share else chatty(text, rng)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
 # Preference pairs
 # --------------------------------------------------------------------------------------------
-_FILLER = ["I hope this helps!", "Let me know if you need anything else.", "That was a fun one to work out.",
-           "Numbers can be tricky, so double-check it.", "Here is my answer, as requested."]
 
 
 @dataclass(frozen=True)
@@ -333,7 +384,7 @@ def _without(xs: List[int], rng: random.Random) -> List[int]:
 def flawed_responses(ex, rng: random.Random) -> Dict[str, str]:
     """Plausible worse answers to ``ex``, by flaw: each has a lower gold reward than the reference."""
     out = ex.output.strip()
-    flawed = {"rambling": f"{out}\n{rng.choice(_FILLER)}", "truncated": out[: len(out) // 2].rstrip(", ")}
+    flawed = {"rambling": chatty(out, rng), "truncated": out[: len(out) // 2].rstrip(", ")}
     if isinstance(ex, Task):
         xs = list(ex.numbers)
         if ex.kind in ("max", "min"):

@@ -97,16 +97,28 @@ def text_nll(model, tokenizer, texts, batch_size: int = 16) -> dict:
     return response_nll(model, tokenizer, ["\n"] * len(texts), list(texts), batch_size)
 
 
+def bits_per_byte(model, tokenizer, texts, batch_size: int = 16) -> float:
+    """Bits per UTF-8 byte of ``texts`` (:func:`text_nll` in bits over their bytes): the same unit whatever the
+    tokenizer, so models with different vocabularies compare (nats per token do not)."""
+    nll = text_nll(model, tokenizer, texts, batch_size)
+    return sum(nll["per_sample"]) / (math.log(2) * sum(len(t.encode("utf-8")) for t in texts))
+
+
+SCORES = ("correct", "exact_match", "gold_reward")
+
+
 def task_scores(examples, responses) -> dict:
-    """Exact match and gold reward overall and per task kind (fractions in [0, 1])."""
+    """Overall and per task kind (fractions in [0, 1]): ``correct`` (the answer's content is right, style aside),
+    ``exact_match`` (the response is the bare answer) and the gold reward (1 bare and right, 0.5 right with
+    chatter, 0 wrong)."""
     by_kind: dict = {}
     for ex, resp in zip(examples, responses, strict=True):
-        by_kind.setdefault(ex.kind, []).append((float(ex.exact_match(resp)), ex.gold_reward(resp)))
-    kinds = {k: {"exact_match": sum(e for e, _ in v) / len(v), "gold_reward": sum(g for _, g in v) / len(v),
-                 "n": len(v)} for k, v in sorted(by_kind.items())}
+        by_kind.setdefault(ex.kind, []).append((float(ex.correct(resp)), float(ex.exact_match(resp)),
+                                                ex.gold_reward(resp)))
+    kinds = {k: {**{s: sum(row[i] for row in v) / len(v) for i, s in enumerate(SCORES)}, "n": len(v)}
+             for k, v in sorted(by_kind.items())}
     n = len(examples)
-    return {"exact_match": sum(k["exact_match"] * k["n"] for k in kinds.values()) / n,
-            "gold_reward": sum(k["gold_reward"] * k["n"] for k in kinds.values()) / n, "kinds": kinds}
+    return {**{s: sum(k[s] * k["n"] for k in kinds.values()) / n for s in SCORES}, "kinds": kinds}
 
 
 def distinct_n(texts, n: int = 2) -> float:

@@ -67,14 +67,14 @@ def by_group(groups: dict, ylabel: str, title: str):
     return fig
 
 
-def curves(history: list, keys, title: str, xlabel: str = "step"):
-    """One small panel per key of ``history`` rows (``{step, key: value}``), one line per run in ``history``
-    when it maps run names to rows."""
+def curves(history: list, keys, title: str, xlabel: str = "step", x: str = "step"):
+    """One small panel per key of ``history`` rows (``{x: value, key: value}``, ``x`` the step by default), one
+    line per run in ``history`` when it maps run names to rows."""
     runs = history if isinstance(history, dict) else {"": history}
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for name, rows in runs.items():
-            pts = [(r["step"], r[key]) for r in rows if key in r]
+            pts = [(r[x], r[key]) for r in rows if key in r]
             if pts:
                 ax.plot(*zip(*pts), label=name or None)
         ax.set(xlabel=xlabel, title=key.replace("_", " "))

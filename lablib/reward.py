@@ -40,28 +40,32 @@ def check_pairs(pairs: Sequence, where: str = "training") -> None:
             raise RewardError(f"{where} pair {i} ({p.how}): chosen and rejected are identical ({p.chosen!r})")
 
 
-def with_policy_samples(pairs: Sequence, policy, tokenizer, share: float, temperature: float, max_new_tokens: int,
-                        seed: int, fmt: str = "chatml") -> list:
-    """Replace the rejected response of a seeded ``share`` of the pairs by the policy's own sample for that prompt,
-    when the gold checker (standing in for a human labeller) rates the sample below the reference answer. The
-    policy is prompted in the format it was fine-tuned in (``fmt``, ``cfg.sft.format``).
-
-    InstructGPT's labellers compared the SFT model's own samples; a reward model trained only on hand-made flaws
-    never sees the mistakes the policy actually makes, and PPO would exploit that blind spot.
-    """
+def policy_pairs(pairs: Sequence, policy, tokenizer, share: float, samples: int, temperature: float,
+                 max_new_tokens: int, seed: int, fmt: str = "chatml") -> list:
+    """Replace a seeded ``share`` of the pairs by pairs of the policy's own samples, as InstructGPT's labellers
+    compared the SFT model's outputs: ``samples`` responses per prompt (in the format the policy was fine-tuned
+    in, ``fmt``), labelled by the gold checker (standing in for the labeller); every two distinct responses with
+    different gold rewards make a pair, ties are dropped. A prompt whose samples all tie keeps its hand-made
+    pair. A reward model trained only on hand-made flaws never sees the mistakes the policy actually makes, and
+    RL would exploit that blind spot."""
     from .data import Pair
 
     rng = random.Random(f"sampled-{seed}")
     chosen = sorted(rng.sample(range(len(pairs)), round(share * len(pairs))))
+    many = [pairs[i].example for i in chosen for _ in range(samples)]
     torch.manual_seed(seed)
-    samples = generation.respond(policy, tokenizer, [pairs[i].example for i in chosen], fmt, max_new_tokens,
-                          batch_size=64, temperature=temperature)
-    out = list(pairs)
-    for i, sample in zip(chosen, samples):
-        p = pairs[i]
-        if sample.strip() and sample.strip() != p.chosen.strip() and p.example.gold_reward(sample) < 1.0:
-            out[i] = Pair(p.example, p.chosen, sample, "sampled")
-    return out
+    responses = generation.respond(policy, tokenizer, many, fmt, max_new_tokens, batch_size=64,
+                                   temperature=temperature)
+    out, replaced = [], set()
+    for j, i in enumerate(chosen):
+        ex = pairs[i].example
+        texts = sorted({r.strip() for r in responses[j * samples:(j + 1) * samples] if r.strip()})
+        graded = [(ex.gold_reward(t), t) for t in texts]
+        new = [Pair(ex, a, b, "sampled") for ga, a in graded for gb, b in graded if ga > gb]
+        if new:
+            out += new
+            replaced.add(i)
+    return [p for i, p in enumerate(pairs) if i not in replaced] + out
 
 
 def conversation(example, response: str) -> list:

@@ -33,9 +33,12 @@ def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, m
 @torch.no_grad()
 def headroom(policy, tokenizer, examples: Sequence, reward_fn: Callable, samples: int, temperature: float,
              max_new_tokens: int, seed: int, fmt: str = "chatml") -> dict:
-    """Per task kind: the policy's mean gold reward when sampling, and how often ``reward_fn`` orders two samples
-    of the same prompt as the gold reward does. RL can only reinforce what the policy sometimes does *and* the
-    reward recognises."""
+    """Per task kind and ``all``: what RL can take. ``samples`` responses per prompt; ``sampled_gold`` is their
+    mean gold reward, ``pass@1`` the share of samples with the full gold reward and ``pass@K`` the share of
+    prompts with at least one, ``mixed`` the share of prompts whose samples differ in gold reward (a group with
+    one reward gives RL nothing to prefer), and ``ordered`` how often ``reward_fn`` orders two samples of the same
+    prompt as the gold reward does. RL can only reinforce what the policy sometimes does *and* the reward
+    recognises."""
     from . import generation, reward
 
     torch.manual_seed(seed)
@@ -44,11 +47,15 @@ def headroom(policy, tokenizer, examples: Sequence, reward_fn: Callable, samples
     gold = [e.gold_reward(r) for e, r in zip(many, responses)]
     scores = reward_fn(many, responses)
     out = {}
-    for kind in sorted({e.kind for e in many}):
-        idx = [i for i, e in enumerate(many) if e.kind == kind]
+    for kind in sorted({e.kind for e in many}) + ["all"]:
+        idx = [i for i, e in enumerate(many) if kind in ("all", e.kind)]
+        groups = [idx[j:j + samples] for j in range(0, len(idx), samples)]
         order = reward.within_prompt_accuracy([many[i] for i in idx], [scores[i] for i in idx], [gold[i] for i in idx])
-        out[kind] = {"sampled_gold": sum(gold[i] for i in idx) / len(idx), "ordered": order["accuracy"],
-                     "pairs": order["pairs"]}
+        out[kind] = {"sampled_gold": sum(gold[i] for i in idx) / len(idx),
+                     "pass@1": sum(gold[i] >= 1.0 for i in idx) / len(idx),
+                     "pass@K": sum(any(gold[i] >= 1.0 for i in g) for g in groups) / len(groups),
+                     "mixed": sum(len({gold[i] for i in g}) > 1 for g in groups) / len(groups),
+                     "ordered": order["accuracy"], "pairs": order["pairs"]}
     return out
 
 
@@ -94,7 +101,7 @@ class Setting:
 
     @staticmethod
     def gold_reward(examples, responses) -> list:
-        """The code-checked reward of each response (1 exact, 0.5 right first line, else 0)."""
+        """The code-checked reward of each response (1 bare and right, 0.5 right with chatter, 0 wrong)."""
         return [e.gold_reward(r) for e, r in zip(examples, responses, strict=True)]
 
     def evaluate(self, model) -> dict:

@@ -26,10 +26,11 @@ class SFTError(ValueError):
 
 
 def to_dataset(examples: Sequence, fmt: str) -> Dataset:
-    """TRL's dataset types: prompt/completion (``alpaca``) or conversational ``messages`` (``chatml``)."""
+    """TRL's dataset types: prompt/completion (``alpaca``) or conversational ``messages`` (``chatml``); the
+    response is each example's demonstration (``e.response``)."""
     if fmt == "alpaca":
-        return Dataset.from_list([{"prompt": e.prompt, "completion": e.output} for e in examples])
-    return Dataset.from_list([{"messages": [chat_turn(e), {"role": "assistant", "content": e.output}]}
+        return Dataset.from_list([{"prompt": e.prompt, "completion": e.response} for e in examples])
+    return Dataset.from_list([{"messages": [chat_turn(e), {"role": "assistant", "content": e.response}]}
                               for e in examples])
 
 

@@ -41,10 +41,39 @@ def test_gold_reward_and_exact_match():
     assert task.gold_reward("3, 2, 1") == 0.0 and not task.exact_match("3, 2, 1")
 
 
+def test_correct_is_content_style_aside():
+    task = data.Task("max", (3, 1, 2))
+    assert task.correct("3") and task.correct(" 3\nI hope this helps!") and not task.correct("2\n3")
+    assert not task.correct("") and task.gold_reward("3\nI hope this helps!") == 0.5
+
+
+def test_demonstrations_mix_styles_and_mistakes_as_configured():
+    tasks = data.make_tasks(2000, seed=0)
+    demos = data.demonstrations(tasks, preferred_share=0.3, mistake_share=0.1, seed=0)
+    assert demos == tasks and demos == data.demonstrations(tasks, 0.3, 0.1, seed=0)  # the demo is not identity
+    assert [d.response for d in demos] == [d.response for d in data.demonstrations(tasks, 0.3, 0.1, seed=0)]
+    right = sum(d.correct(d.response) for d in demos) / len(demos)
+    bare = sum("\n" not in d.response for d in demos) / len(demos)
+    assert 0.87 < right < 0.93 and 0.26 < bare < 0.34
+    assert all(d.response.splitlines()[1] in data._FILLER for d in demos if "\n" in d.response)
+    clean = data.demonstrations(tasks, preferred_share=1.0, mistake_share=0.0, seed=0)
+    assert all(d.response == d.output for d in clean) and all(t.response == t.output for t in tasks)
+
+
+def test_instruction_examples_demonstrate_training_tasks_only():
+    from lablib import config
+
+    cfg = config.load("lab02", ["profile=smoke"])
+    train, val = data.instruction_examples(cfg.data, cfg.seed)
+    assert all(t.demo is not None for t in train) and all(t.demo is None for t in val)
+    assert any(t.response != t.output for t in train)
+
+
 def test_tasks_are_distinct_deterministic_and_cover_kinds():
     tasks = data.make_tasks(70, seed=0)
     assert len(set(tasks)) == 70 and tasks == data.make_tasks(70, seed=0)
-    assert {t.kind for t in tasks} == set(data.TASKS)
+    assert {t.kind for t in tasks} == set(data.DEFAULT_KINDS)
+    assert all(len(set(t.numbers)) == len(t.numbers) and max(t.numbers) <= 9 for t in tasks)  # distinct digits
     with pytest.raises(data.DataError, match="unknown task kind"):
         data.make_tasks(3, seed=0, kinds=["sort_asc", "median"])
     with pytest.raises(data.DataError, match="distinct"):

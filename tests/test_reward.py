@@ -26,6 +26,25 @@ def test_preference_splits_follow_the_sft_split():
     assert [p.example for p in val] == sft_val and [p.example for p in train] == sft_train
 
 
+def test_policy_pairs_rank_the_policys_samples_by_gold(monkeypatch):
+    from lablib import generation
+
+    tasks = data.make_tasks(3, seed=0, kinds=["max"])
+    hand = data.preference_pairs(tasks, seed=0)
+    best = [t.output for t in tasks]
+    scripted = [best[0], best[0] + "\nI hope this helps!", "0", "0",  # three gold levels: three pairs
+                best[1], best[1], best[1], best[1],  # all tie: the hand-made pair stays
+                "0", "", "0", best[2] + "\nHi"]  # an empty sample is no response; one pair
+    monkeypatch.setattr(generation, "respond", lambda *a, **k: scripted)
+    pairs = reward.policy_pairs(hand, None, None, share=1.0, samples=4, temperature=1.0, max_new_tokens=8, seed=0)
+    sampled = [p for p in pairs if p.how == "sampled"]
+    assert [p for p in pairs if p.how != "sampled"] == [hand[1]]
+    assert len(sampled) == 4 and all(p.example.gold_reward(p.chosen) > p.example.gold_reward(p.rejected)
+                                     for p in sampled)
+    assert {(p.chosen, p.rejected) for p in sampled if p.example == tasks[2]} == {(best[2] + "\nHi", "0")}
+    reward.check_pairs(pairs)
+
+
 def test_preference_file_errors_name_the_line(tmp_path):
     f = tmp_path / "pairs.jsonl"
     f.write_text('{"prompt": "p", "chosen": "x", "rejected": "y"}\n{"prompt": "p", "chosen": "x", "rejected": "x"}\n')
