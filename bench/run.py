@@ -4,6 +4,8 @@
     python bench/run.py --labs smoke       # + each lab's wall time and peak RSS under a profile
     python bench/run.py --papermill        # + papermill's overhead per notebook (kernel start to finish)
     python bench/run.py --rl cpu           # + RAFT vs PPO: wall time to the same held-out gold reward
+    python bench/run.py --science cpu      # every lab + the RAFT-vs-PPO race under cpu, and each stage's effect
+                                           #   against its target, from the labs' own metrics (≈35 min)
     python bench/run.py --papermill --speed  # + the speed targets: `lab` start-up and error paths, the smoke
                                            #   course in one `lab run`, grading 20 smoke lab-01 submissions
     python bench/run.py --quick            # a seconds-long version (the test suite runs this)
@@ -213,6 +215,62 @@ def raft_vs_ppo(profile: str, every: int, root: str | None = None) -> dict:
     return result
 
 
+def science(rows: list, rl: dict | None) -> list:
+    """Each stage's effect against the targets of the science issue, from the labs' own metrics (``lab_times``
+    rows of one profile) and the RAFT-vs-PPO race: (stage, target, measured, met)."""
+    m = {r["lab"]: r["metrics"] for r in rows}
+    out = []
+
+    def add(stage, target, measured, met):
+        out.append({"stage": stage, "target": target, "measured": measured, "met": bool(met)})
+
+    if "01" in m:
+        a = m["01"]
+        add("01 pretraining", "val loss far below unigram; bits per byte",
+            f"val {a['val_loss']:.2f} vs unigram {a['unigram_loss']:.2f} nats/token; {a['bits_per_byte']:.2f} bits/byte",
+            a["val_loss"] < a["unigram_loss"] - 1.0)
+    if "02" in m:
+        a = m["02"]
+        add("02 SFT", "held-out correct >= 60 %, no kind < 30 %, NLL falls, gold headroom >= 0.2",
+            f"correct {a['correct']:.0%} (weakest {a['correct_weakest']:.0%}), NLL {a['nll_before']:.1f} -> "
+            f"{a['nll']:.1f}, gold {a['gold_reward']:.2f}",
+            a["correct"] >= 0.6 and a["correct_weakest"] >= 0.3 and a["nll"] < a["nll_before"]
+            and a["gold_reward"] <= 0.8)
+    if "04" in m:
+        a = m["04"]
+        add("04 RM", "pairs: hand-made >= 90 %, policy's own >= 80 %; within-prompt agreement >= 80 %",
+            f"hand-made {a['pair_accuracy_made']:.0%}, policy's own {a['pair_accuracy_sampled']:.0%}, "
+            f"within-prompt {a['within_prompt_accuracy']:.0%}",
+            a["pair_accuracy_made"] >= 0.9 and a["pair_accuracy_sampled"] >= 0.8 and a["within_prompt_accuracy"] >= 0.8)
+    if "05" in m:
+        a = m["05"]
+        gains = [g - a["gold_reward_before"] for g in a["gold_reward_per_seed"]]
+        add("05 PPO", "gold +0.10 on every seed, KL <= 10 nats, RM rises",
+            f"gold {', '.join(f'{g:+.2f}' for g in gains)}; KL {a['kl']:.1f}; RM {a['rm_before']:+.2f} -> {a['rm']:+.2f}",
+            min(gains) >= 0.1 and a["kl"] <= 10 and a["rm"] > a["rm_before"])
+        if "bon_gold" in a:
+            add("over-optimisation", "best-of-n: gold peaks while the proxy keeps rising",
+                f"n = {', '.join(str(n) for n in a['bon_n'])}: proxy {', '.join(f'{x:+.2f}' for x in a['bon_proxy'])}; "
+                f"gold {', '.join(f'{x:.2f}' for x in a['bon_gold'])}",
+                a["bon_gold"].index(max(a["bon_gold"])) < len(a["bon_gold"]) - 1 and a["bon_proxy"][-1] >= max(a["bon_proxy"]))
+    if "06" in m:
+        a = m["06"]
+        for key, name in (("raft", "06 RAFT"), ("dpo", "06 DPO")):
+            gains = [g - a["gold_reward_before"] for g in a[f"{key}_gold_per_seed"]]
+            add(name, "gold +0.10 on every seed", ", ".join(f"{g:+.2f}" for g in gains), min(gains) >= 0.1)
+        add("06 RAFT vs PPO", "RAFT's reference perplexity below PPO's",
+            f"RAFT {a['raft_ppl']:.2f}, PPO {a['ppo_ppl']:.2f}", a["raft_ppl"] < a["ppo_ppl"])
+    if rl and rl["gold"]["ppo_s"] and rl["gold"]["raft_s"] is not None:
+        g = rl["gold"]
+        add("RAFT vs PPO", "wall time to the same held-out gold: RAFT <= 0.7 x PPO",
+            f"gold {g['target']:.2f}: RAFT {g['raft_s']:.0f} s, PPO {g['ppo_s']:.0f} s "
+            f"({g['raft_s'] / g['ppo_s']:.2f} x)", g["improved"] and g["raft_s"] <= 0.7 * g["ppo_s"])
+    if rows:
+        total = sum(r["seconds"] for r in rows)
+        add(f"{rows[0]['profile']} course", "<= 30 min", f"{total / 60:.1f} min", total <= 1800)
+    return out
+
+
 def _by_profile(rows: list) -> dict:
     out: dict = {}
     for r in rows:
@@ -268,6 +326,14 @@ def markdown(results: dict) -> str:
             peaks = ", ".join(f"{k[8:].replace('_', ' ')} {v:.2f}" for k, v in m.items() if k.startswith("peak_gb_"))
             lines += ["Peak RSS is the kernel's. Lab 03 trains SmolLM2 in separate worker processes to measure each "
                       f"method's memory alone; their peaks, as the lab measured them (GB): {peaks}.", ""]
+    if results.get("science"):
+        lines += ["## Does every stage show its effect?", "",
+                  f"From the labs' own metrics under `{results['science_profile']}` (`python bench/run.py --science "
+                  f"{results['science_profile']}`), against the targets of the science issue.", "",
+                  "| stage | target | measured | met |", "|---|---|---|---|"]
+        lines += [f"| {r['stage']} | {r['target']} | {r['measured']} | {'yes' if r['met'] else '**no**'} |"
+                  for r in results["science"]]
+        lines.append("")
     if "rl" in results:
         rl = results["rl"]
         lines += [f"## RAFT vs PPO: wall time to the same reward (`{rl['profile']}` profile)", "",
@@ -291,10 +357,15 @@ def main() -> None:
     ap.add_argument("--rl", metavar="PROFILE", help="also RAFT vs PPO wall time to the same reward")
     ap.add_argument("--speed", action="store_true",
                     help="also the speed targets: lab commands' start-up, the smoke course, grading 20 submissions")
+    ap.add_argument("--science", metavar="PROFILE",
+                    help="every lab and the RAFT-vs-PPO race under PROFILE, and each stage's effect against its target")
     ap.add_argument("--rl-every", type=int, default=2, help="PPO steps between evaluations (default 2)")
     ap.add_argument("--json", metavar="FILE", help="write the results here too")
     ap.add_argument("--markdown", metavar="FILE", help="and as a Markdown page (the book's benchmarks page)")
     args = ap.parse_args()
+    if args.science:
+        args.labs = ",".join(dict.fromkeys((args.labs.split(",") if args.labs else []) + [args.science]))
+        args.rl = args.science
     sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also into a log file
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
                "args": " ".join(a for a in sys.argv[1:] if not a.endswith((".json", ".md")) and a not in ("--json", "--markdown"))}
@@ -355,6 +426,13 @@ def main() -> None:
             r = rl[name]
             print(f"  {name:>4}: start {rl['start_' + name]:.3f} -> target {r['target']:.3f}: PPO {r['ppo_s']} s, "
                   f"RAFT {r['raft_s']} s{'' if r['improved'] else '  (neither improved on the SFT policy)'}")
+        save()
+    if args.science:
+        results["science_profile"] = args.science
+        results["science"] = science([r for r in results["labs"] if r["profile"] == args.science], results["rl"])
+        print(f"\neach stage's effect ({args.science} profile):")
+        for r in results["science"]:
+            print(f"  {'ok ' if r['met'] else 'NO '} {r['stage']:<18} {r['measured']}   (target: {r['target']})")
     save()
 
 

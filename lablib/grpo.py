@@ -1,6 +1,6 @@
 """GRPO (Shao et al., 2024), as TRL maintains it: PPO's sibling with no value head.
 
-Each prompt gets ``cfg.ppo.grpo_generations`` samples; a sample's advantage is its reward minus its group's mean
+Each prompt gets ``cfg.grpo.generations`` samples; a sample's advantage is its reward minus its group's mean
 (scaled by the group's spread), and a KL term keeps the policy near the reference. The labs run it on the same
 prompts, rewards and held-out evaluation as our PPO (``lablib.rl_setting``), beside DPO (``lablib.dpo``).
 """
@@ -14,9 +14,10 @@ from .config import with_changes
 
 def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_dir, steps: int,
          stop_ids: Sequence[int]) -> dict:
-    """Train ``policy`` in place with TRL's ``GRPOTrainer``: ``cfg.ppo.grpo_generations`` samples per prompt,
+    """Train ``policy`` in place with TRL's ``GRPOTrainer``: ``cfg.grpo.generations`` samples per prompt,
     each scored by ``reward_fn(examples, responses)`` and compared with its group's mean (no value head).
-    Uses ``cfg.ppo``'s batch size (in samples), learning rate, beta, temperature and response length."""
+    Uses ``cfg.grpo``'s learning rate and beta, and ``cfg.ppo``'s batch size (in samples), temperature and
+    response length."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -27,12 +28,12 @@ def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_di
 
     rewards.__name__ = getattr(reward_fn, "__name__", "reward")
     policy.generation_config.eos_token_id = list(stop_ids)  # GRPO masks completions after these
-    train_cfg = with_changes(cfg.train, max_steps=steps, batch_size=cfg.ppo.batch_size, lr=cfg.ppo.lr,
+    train_cfg = with_changes(cfg.train, max_steps=steps, batch_size=cfg.ppo.batch_size, lr=cfg.grpo.lr,
                              warmup_steps=0, eval_every=10 ** 6)
     trainer = training.build(GRPOTrainer, GRPOConfig, train_cfg, cfg.seed, out_dir, args=dict(
         eval_strategy="no", logging_steps=1, lr_scheduler_type="constant", lr_scheduler_kwargs=None,
-        num_generations=cfg.ppo.grpo_generations, max_completion_length=cfg.ppo.max_new_tokens,
-        beta=cfg.ppo.kl_coef, temperature=cfg.ppo.temperature, top_k=0, gradient_checkpointing=False),
+        num_generations=cfg.grpo.generations, max_completion_length=cfg.ppo.max_new_tokens,
+        beta=cfg.grpo.beta, temperature=cfg.ppo.temperature, top_k=0, gradient_checkpointing=False),
         model=policy, reward_funcs=rewards, train_dataset=dataset, processing_class=tokenizer)
     result = training.fit(trainer, row=grpo_row)
     return {**result, "samples": steps * cfg.ppo.batch_size}

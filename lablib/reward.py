@@ -155,6 +155,17 @@ def pair_accuracy(model, tokenizer, pairs: Sequence) -> dict:
             "n_by_how": {h: len(v) for h, v in sorted(by_how.items())}}
 
 
+def by_source(accuracy: dict) -> dict:
+    """:func:`pair_accuracy` split by where the rejected response came from: ``made`` (hand-made flaws, and pairs
+    from a file) and ``sampled`` (the policy's own samples); each ``(accuracy, n)``, or ``None`` with no pairs."""
+    out = {}
+    for source, keep in (("made", lambda h: h != "sampled"), ("sampled", lambda h: h == "sampled")):
+        n = sum(v for h, v in accuracy["n_by_how"].items() if keep(h))
+        right = sum(accuracy["by_how"][h] * v for h, v in accuracy["n_by_how"].items() if keep(h))
+        out[source] = (right / n, n) if n else None
+    return out
+
+
 def within_prompt_accuracy(examples: Sequence, scores: Sequence[float], gold: Sequence[float]) -> dict:
     """Over every two samples of the same prompt with different gold rewards: the share the RM orders as gold
     does. (Scores of different prompts are not comparable: the Bradley-Terry loss only fixes differences.)"""

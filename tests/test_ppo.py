@@ -206,11 +206,20 @@ def test_a_diverging_kl_stops_training_and_restores_the_last_good_weights():
 
 @pytest.mark.parametrize("override, key", [
     ("ppo.minibatch_size=64", "ppo.minibatch_size"), ("ppo.temperature=0", "ppo.temperature"),
-    ("ppo.seeds=[]", "ppo.seeds"), ("ppo.grpo_generations=5", "ppo.grpo_generations"),
-    ("reward.sampled_share=1.5", "reward.sampled_share")])
+    ("ppo.seeds=[]", "ppo.seeds"), ("grpo.generations=5", "grpo.generations"),
+    ("reward.sampled_share=1.5", "reward.sampled_share"), ("rl.best_of_n=48", "rl.best_of_n"),
+    ("data.kinds=[median]", "data.kinds"), ("data.preferred_share=2", "data.preferred_share")])
 def test_bad_rl_config_names_the_key(override, key):
     with pytest.raises(config.ConfigError, match=rf"^{key}="):
         config.load("lab05", ["profile=smoke", override])
+
+
+@pytest.mark.parametrize("old, new", [("ppo.grpo_steps", "grpo.steps"), ("ppo.weak_steps", "rl.weak_steps"),
+                                      ("reward.min_accuracy_gain", "reward.min_accuracy")])
+def test_a_renamed_key_fails_in_one_line_naming_the_new_one(old, new):
+    with pytest.raises(config.ConfigError, match=rf"{old} is gone; use {new}") as err:
+        config.load("lab05", ["profile=smoke", f"{old}=3"])
+    assert "\n" not in str(err.value)
 
 
 def test_a_lora_policy_trains_only_the_adapter_and_merges_for_saving():
