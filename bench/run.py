@@ -6,6 +6,7 @@
     python bench/run.py --rl cpu           # + RAFT vs PPO: wall time to the same held-out gold reward
     python bench/run.py --science cpu      # every lab + the RAFT-vs-PPO race under cpu, and each stage's effect
                                            #   against its target, from the labs' own metrics (≈35 min)
+    python bench/run.py --science cpu --from-runs runs   # the same from a finished `make course` (≈5 min)
     python bench/run.py --papermill --speed  # + the speed targets: `lab` start-up and error paths, the smoke
                                            #   course in one `lab run`, grading 20 smoke lab-01 submissions
     python bench/run.py --quick            # a seconds-long version (the test suite runs this)
@@ -91,6 +92,24 @@ def lab_times(profile: str, root: str) -> list:
                      "peak_rss_gb": int(rss_kb) / 2**20, "metrics": metrics})
         extra = f"val_loss {metrics['val_loss']:.3f}" if "val_loss" in metrics else ""
         print(f"  {lab.id} {lab.name:<14} {float(seconds):7.1f} s   peak RSS {rows[-1]['peak_rss_gb']:.2f} GB   {extra}")
+    return rows
+
+
+def lab_results(profile: str, root: str) -> list:
+    """``lab_times`` rows read from a runs folder that already holds every lab under ``profile`` (e.g. after
+    ``make course``): each lab's metrics and papermill's wall time; peak RSS is not known there (NaN)."""
+    from lablib import running
+
+    rows = []
+    for lab in running.manifest():
+        folder = running.run_dir(lab, profile, root)
+        if not (folder / "metrics.json").exists():
+            raise SystemExit(f"bench: no finished lab {lab.id} under {folder}: run `lab --runs {root} run "
+                             f"profile={profile}` first")
+        nb = json.loads((folder / "notebook.ipynb").read_text())
+        rows.append({"lab": lab.id, "name": lab.name, "profile": profile,
+                     "seconds": nb["metadata"]["papermill"]["duration"], "peak_rss_gb": float("nan"),
+                     "metrics": json.loads((folder / "metrics.json").read_text())})
     return rows
 
 
@@ -359,12 +378,15 @@ def main() -> None:
                     help="also the speed targets: lab commands' start-up, the smoke course, grading 20 submissions")
     ap.add_argument("--science", metavar="PROFILE",
                     help="every lab and the RAFT-vs-PPO race under PROFILE, and each stage's effect against its target")
+    ap.add_argument("--from-runs", metavar="DIR",
+                    help="with --science: read the labs' metrics and times from this runs folder instead of rerunning")
     ap.add_argument("--rl-every", type=int, default=2, help="PPO steps between evaluations (default 2)")
     ap.add_argument("--json", metavar="FILE", help="write the results here too")
     ap.add_argument("--markdown", metavar="FILE", help="and as a Markdown page (the book's benchmarks page)")
     args = ap.parse_args()
     if args.science:
-        args.labs = ",".join(dict.fromkeys((args.labs.split(",") if args.labs else []) + [args.science]))
+        if not args.from_runs:
+            args.labs = ",".join(dict.fromkeys((args.labs.split(",") if args.labs else []) + [args.science]))
         args.rl = args.science
     sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also into a log file
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
@@ -419,8 +441,12 @@ def main() -> None:
         results["labs"] += rows
         print(f"  total             {sum(r['seconds'] for r in rows):7.1f} s")
         save()
+    if args.science and args.from_runs:
+        results["labs"] = [r for r in results.get("labs", []) if r["profile"] != args.science]
+        results["labs"] += lab_results(args.science, args.from_runs)
     if args.rl:
-        results["rl"] = rl = raft_vs_ppo(args.rl, args.rl_every, labs_root.name if args.rl in profiles else None)
+        root = args.from_runs if args.science and args.from_runs else labs_root.name if args.rl in profiles else None
+        results["rl"] = rl = raft_vs_ppo(args.rl, args.rl_every, root)
         print(f"\nRAFT vs PPO ({args.rl} profile), seconds of training to the best held-out reward both reach:")
         for name in ("gold", "rm"):
             r = rl[name]

@@ -180,7 +180,7 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     if score:
         responses = generation.respond(model, tokenizer, eval_examples, cfg.sft.format, cfg.sft.max_new_tokens)
         scores = evaluation.task_scores(eval_examples, responses)
-        row.update(exact_match=scores["exact_match"], gold_reward=scores["gold_reward"],
+        row.update(correct=scores["correct"], exact_match=scores["exact_match"], gold_reward=scores["gold_reward"],
                    val_loss_before=loss_before, val_loss=trainer.evaluate()["eval_loss"])
     if run["method"] == "lora":
         model.save_pretrained(Path(out_dir) / "adapter")

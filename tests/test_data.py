@@ -153,3 +153,13 @@ def test_alpaca_prompt_template():
     assert task.prompt.endswith("### Instruction:\nSort the given numbers from smallest to largest.\n\n"
                                 "### Input:\n20, 19, 33, 1\n\n### Response:\n")
     assert "### Input" not in data.alpaca_prompt("Say hello.")
+
+
+def test_sft_trains_on_the_demonstration_not_the_reference():
+    from lablib import sft
+
+    task = data.demonstrations(data.make_tasks(1, seed=0), preferred_share=0.0, mistake_share=0.0, seed=0)[0]
+    assert task.response != task.output and task.response.startswith(task.output + "\n")
+    chat = sft.to_dataset([task], "chatml")[0]["messages"][-1]["content"]
+    completion = sft.to_dataset([task], "alpaca")[0]["completion"]
+    assert chat == completion == task.response
