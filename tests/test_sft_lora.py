@@ -37,7 +37,7 @@ def test_loss_is_on_the_response_only(tiny, tmp_path, fmt):
     assert all(lab == -100 for lab in labels[:first])  # the whole prompt is masked
     trained = [t for t in labels if t != -100]
     end = "<|im_end|>" if fmt == "chatml" else tok.eos_token
-    assert tok.decode(trained) == train[0].output + end
+    assert tok.decode(trained) == train[0].response + end
     assert tok.decode(ids[:first]).endswith("assistant\n" if fmt == "chatml" else "### Response:\n")
     assert "masked (label -100, no loss)" in sft.show_labels(row, tok)
 
