@@ -52,7 +52,7 @@ class DataConf:
     preferred_share: float = 0.3  # SFT demonstrations in the preferred (bare) style; the rest add chatter
     mistake_share: float = 0.1  # SFT demonstrations with a typical mistake
     val_fraction: float = 0.1
-    max_val_docs: int = 200
+    max_val: int = 200  # at most this many held-out documents, tasks or pairs (the tail of the data)
 
 
 @dataclass
@@ -73,7 +73,7 @@ class TrainConf:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     eval_every: int = 100
-    eval_blocks: int = 64  # validation blocks used for the loss curve (the final metric uses all)
+    eval_items: int = 64  # held-out blocks, examples or pairs the trainer's eval loss uses (final metrics use all)
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
     bf16: bool = False
     threads: int = 0  # torch threads; 0 keeps torch's default
@@ -107,8 +107,13 @@ class LoRAConf:
                                                      "qlora8:16:all-linear"])
     grid_steps: int = 150
     isolate: bool = True  # each run in a fresh process, so its peak memory is its own
-    memory_model: str = "smollm2"  # the model the memory runs use: smollm2 | none
-    memory_steps: int = 2
+
+
+@dataclass
+class MemoryConf:
+    """Lab 03's measured memory runs (lablib.memory): full, LoRA and QLoRA fine-tuning, each in its own process."""
+    model: str = "smollm2"  # the model they train: smollm2 | none (skip them; the predictions are still made)
+    steps: int = 2  # training steps each (peak memory is reached in the first)
 
 
 @dataclass
@@ -230,6 +235,7 @@ class LabConfig:
     sft: SFTConf = field(default_factory=SFTConf)
     lora: LoRAConf = field(default_factory=LoRAConf)
     reward: RewardConf = field(default_factory=RewardConf)
+    memory: MemoryConf = field(default_factory=MemoryConf)
     ppo: PPOConf = field(default_factory=PPOConf)
     rl: RLConf = field(default_factory=RLConf)
     grpo: GRPOConf = field(default_factory=GRPOConf)
@@ -269,6 +275,8 @@ def one_line(exc: BaseException) -> str:
 RENAMED = {
     "ppo.weak_kl_coef": "rl.weak_kl_coef", "ppo.weak_steps": "rl.weak_steps",
     "ppo.grpo_steps": "grpo.steps", "ppo.grpo_generations": "grpo.generations",
+    "lora.memory_model": "memory.model", "lora.memory_steps": "memory.steps",
+    "data.max_val_docs": "data.max_val", "train.eval_blocks": "train.eval_items",
     "reward.min_accuracy_gain": "reward.min_accuracy (an absolute floor on the held-out accuracy of hand-made "
                                 "flaws: an untrained head is not at chance when it happens to favour short answers)",
 }
@@ -360,6 +368,8 @@ def _check(cfg: DictConfig) -> None:
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
     need(cfg.train.lr > 0, "train.lr", "must be > 0")
     need(0.0 <= cfg.reward.sampled_share <= 1.0, "reward.sampled_share", "must be between 0 and 1")
+    need(cfg.memory.model in ("smollm2", "none"), "memory.model", "must be smollm2 or none")
+    need(cfg.memory.steps >= 1, "memory.steps", "must be >= 1")
     need(cfg.reward.samples >= 1, "reward.samples", "must be >= 1")
     for key in ("ppo.steps", "ppo.batch_size", "ppo.minibatch_size", "ppo.epochs", "ppo.max_new_tokens"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")

@@ -333,11 +333,11 @@ def instruction_examples(data_cfg, seed: int) -> Tuple[list, list]:
     if data_cfg.source == "synthetic":
         items = make_tasks(data_cfg.n_tasks, seed, data_cfg.kinds, min_numbers=data_cfg.min_numbers,
                            max_numbers=data_cfg.max_numbers, max_value=data_cfg.max_value)
-        train, val = split(items, data_cfg.val_fraction, data_cfg.max_val_docs)
+        train, val = split(items, data_cfg.val_fraction, data_cfg.max_val)
         return demonstrations(train, data_cfg.preferred_share, data_cfg.mistake_share, seed), val
     if data_cfg.source == "records":
         items = to_examples(load_records(data_cfg.path, data_cfg.format), data_cfg.format)
-        return split(items, data_cfg.val_fraction, data_cfg.max_val_docs)
+        return split(items, data_cfg.val_fraction, data_cfg.max_val)
     raise DataError(f"data.source={data_cfg.source}: instruction tuning needs synthetic or records data")
 
 
@@ -434,7 +434,7 @@ def preference_splits(data_cfg, seed: int) -> Tuple[List[Pair], List[Pair]]:
     """Train and held-out preference pairs: built from the embedded tasks (the held-out ones are SFT's held-out
     tasks), or read from ``data=records data.format=preference data.path=F``."""
     if data_cfg.source == "records" and data_cfg.format == "preference":
-        return split(pair_records(data_cfg.path), data_cfg.val_fraction, data_cfg.max_val_docs)
+        return split(pair_records(data_cfg.path), data_cfg.val_fraction, data_cfg.max_val)
     train, val = instruction_examples(data_cfg, seed)
     return preference_pairs(train, seed), preference_pairs(val, seed + 1)
 
@@ -472,4 +472,4 @@ def pretraining_corpus(data_cfg, seed: int) -> Tuple[List[str], List[str]]:
         docs = load_hf_folder(data_cfg.path, data_cfg.text_field)
     else:
         docs = load_hub(data_cfg.path, data_cfg.text_field)
-    return split(docs, data_cfg.val_fraction, data_cfg.max_val_docs)
+    return split(docs, data_cfg.val_fraction, data_cfg.max_val)

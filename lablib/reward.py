@@ -101,7 +101,7 @@ def make_trainer(model, tokenizer, train_pairs: Sequence, val_pairs: Sequence, c
     trainer = training.build(RewardTrainer, RewardConfig, cfg.train, cfg.seed, out_dir, args=dict(
         max_length=cfg.reward.max_length, gradient_checkpointing=False,
         center_rewards_coefficient=cfg.reward.center or None), model=model, processing_class=tokenizer,
-        train_dataset=to_dataset(train_pairs), eval_dataset=to_dataset(val_pairs[: cfg.train.eval_blocks]))
+        train_dataset=to_dataset(train_pairs), eval_dataset=to_dataset(val_pairs[: cfg.train.eval_items]))
     if len(trainer.train_dataset) < len(train_pairs):
         raise RewardError(f"reward.max_length={cfg.reward.max_length}: "
                           f"{len(train_pairs) - len(trainer.train_dataset)} training pairs are longer and were dropped")

@@ -63,7 +63,7 @@ def make_trainer(model, tokenizer, train_examples: Sequence, val_examples: Seque
         completion_only_loss=cfg.sft.format == "alpaca", assistant_only_loss=cfg.sft.format == "chatml",
         gradient_checkpointing=False, include_num_input_tokens_seen="non_padding"),
         model=model, processing_class=tokenizer, train_dataset=to_dataset(train_examples, cfg.sft.format),
-        eval_dataset=to_dataset(val_examples[: cfg.train.eval_blocks], cfg.sft.format))
+        eval_dataset=to_dataset(val_examples[: cfg.train.eval_items], cfg.sft.format))
 
 
 def fit(trainer, resume: bool = True) -> dict:

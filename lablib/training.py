@@ -130,6 +130,6 @@ def pretrain(model, train_blocks: torch.Tensor, val_blocks: torch.Tensor, train_
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
     trainer = build(Trainer, TrainingArguments, train_cfg, seed, out_dir, model=model,
-                    train_dataset=Blocks(train_blocks), eval_dataset=Blocks(val_blocks[: train_cfg.eval_blocks]))
+                    train_dataset=Blocks(train_blocks), eval_dataset=Blocks(val_blocks[: train_cfg.eval_items]))
     per_step = train_cfg.batch_size * train_cfg.grad_accum * train_blocks.shape[1]
     return fit(trainer, resume, tokens=lambda t: t.state.global_step * per_step)
