@@ -23,6 +23,8 @@ COMMANDS = [
     ("config", "lab run 03 lora.grid=[full]", r"lora\.grid.*lab 03 needs a lora:R:TARGETS and a qlora"),
     ("config", "lab run 06 raft.ablation=[4:hot]", r"raft\.ablation.*entry '4:hot' must be K:TEMPERATURE"),
     ("config", "lab run 07 leaderboard.checkpoints=[]", r"leaderboard\.checkpoints.*needs at least one"),
+    ("config", "lab run 05 ppo.grpo_steps=40", r"ppo\.grpo_steps is gone; use grpo\.steps"),
+    ("config", "lab run 02 data.kinds=[median]", r"data\.kinds=.*must be a non-empty list of"),
     ("data", "lab run 01 data=text data.path=notes.txt", r"data\.path=.*notes\.txt.*no such file or folder"),
     ("data", "lab run 01 data=text", r"data\.path=None: data\.source=text needs data\.path"),
     ("upstream", "lab run 02 profile=smoke  (lab 01 never ran)",
