@@ -333,12 +333,17 @@ def absolute_paths(overrides: List[str] | tuple) -> List[str]:
     return out
 
 
-def _check(cfg: DictConfig) -> None:
-    """Value checks the type system cannot express."""
+def _needs(cfg: DictConfig):
+    """``need(ok, key, msg)``: raise the one-line ConfigError ``key=value: msg`` unless ``ok``."""
     def need(ok: bool, key: str, msg: str) -> None:
         if not ok:
             raise ConfigError(f"{key}={OmegaConf.select(cfg, key)!r}: {msg}")
+    return need
 
+
+def _check_model_and_data(cfg: DictConfig) -> None:
+    """Value checks of the model, data and tokenizer sections."""
+    need = _needs(cfg)
     need(cfg.model.source in ("scratch", "smollm2", "path", "hub", "upstream"), "model.source",
          "must be one of scratch, smollm2, path, hub, upstream")
     need(cfg.model.source not in ("path", "hub") or bool(cfg.model.path), "model.path",
@@ -361,6 +366,12 @@ def _check(cfg: DictConfig) -> None:
     for key in ("data.preferred_share", "data.mistake_share"):
         need(0.0 <= OmegaConf.select(cfg, key) <= 1.0, key, "must be between 0 and 1")
     need(cfg.tokenizer.vocab_size >= 300, "tokenizer.vocab_size", "must be >= 300 (256 bytes + specials)")
+
+
+def _check(cfg: DictConfig) -> None:
+    """Value checks the type system cannot express."""
+    _check_model_and_data(cfg)
+    need = _needs(cfg)
     need(cfg.train.block_size >= 8, "train.block_size", "must be >= 8")
     need(cfg.train.block_size <= cfg.model.max_position or cfg.model.source != "scratch",
          "train.block_size", f"exceeds model.max_position={cfg.model.max_position}")
