@@ -2,7 +2,8 @@
 
     lab list [overrides]              labs, what they consume and produce, and their state
     lab show LAB [overrides]          a lab's resolved config
-    lab run [LAB ...] [overrides]     run labs (all by default) in dependency order with papermill
+    lab run [LAB ...] [overrides]     run labs (all by default) in dependency order with papermill; labs whose
+                                      artifacts they need run first (--no-upstream: stop instead)
     lab goldens [LAB ...]             re-execute labs under `smoke` and store them as nbval goldens
     lab book [overrides]              build the course website from executed labs (default profile=smoke)
     lab release [LAB ...] [--out DIR] student notebooks: solutions stubbed, outputs cleared (default release/)
@@ -12,6 +13,7 @@
                                       run labs over a grid (Hydra multirun: lora.r=4,8,16 seed=0,1), one table
 
 Overrides are Hydra's: ``profile=smoke``, ``train.max_steps=100``, ``model=smollm2``, ``seed=1``.
+``domain=own domain.instructions=F.jsonl`` (or ``domain=example``) runs the own-domain track (labs/own/).
 Errors are one line on stderr and exit status 2; nothing runs before everything has been checked.
 """
 from __future__ import annotations
@@ -44,15 +46,17 @@ def cmd_show(args) -> None:
     labs, overrides = _split(args.items)
     if len(labs) != 1:
         raise running.RunError("lab show takes exactly one lab, e.g. `lab show 01 profile=smoke`")
-    cfg = running.compose(running.find_lab(labs[0]), overrides, args.runs)
+    cfg = running.compose(running.find_lab(labs[0], running.track_of(overrides, labs)), overrides, args.runs)
     print(config_mod.summary(cfg))
 
 
 def cmd_run(args) -> None:
     labs, overrides = _split(args.items)
-    rows = running.run(labs, overrides, args.runs, force=args.force, progress=not args.quiet)
-    ran = sum(r["status"] == "ran" for r in rows)
-    print(f"{len(rows)} lab(s): {ran} ran, {len(rows) - ran} up to date")
+    rows = running.run(labs, overrides, args.runs, force=args.force, progress=not args.quiet,
+                       upstream=not args.no_upstream)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ran", "cached", "skipped")}
+    print(f"{len(rows)} lab(s): {counts['ran']} ran, {counts['cached']} up to date"
+          + (f", {counts['skipped']} skipped" if counts["skipped"] else ""))
 
 
 def cmd_goldens(args) -> None:
@@ -135,6 +139,8 @@ def main(argv=None) -> int:
         if name == "run":
             p.add_argument("--force", action="store_true", help="re-run labs that are up to date")
             p.add_argument("--quiet", action="store_true", help="no progress bars")
+            p.add_argument("--no-upstream", action="store_true",
+                           help="stop, instead of running them first, when upstream labs' artifacts are missing")
     args = parser.parse_args(argv)
     try:
         args.fn(args)

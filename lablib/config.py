@@ -56,6 +56,20 @@ class DataConf:
 
 
 @dataclass
+class DomainConf:
+    """What the course is about (lablib.domain). ``numbers``: the embedded domain, whose answers code checks (the
+    gold reward). ``own``: your files, run by the own-domain track (``labs/own/``) on SmolLM2 -- there is no gold
+    checker, so the reward model and a second, held-apart judge stand in for it. ``example``: a small own domain
+    shipped in ``labs/own/example`` (houseplant care)."""
+    name: str = "numbers"  # numbers | own | example
+    corpus: Optional[str] = None  # lab 01: plain text (a .txt file or a folder; one document per line); null: none
+    instructions: Optional[str] = None  # labs 02-03: instruction records (JSON or JSONL)
+    format: str = "alpaca"  # of the instructions: alpaca | prompt_completion | messages
+    pairs: Optional[str] = None  # labs 04-06: preference pairs (prompt, chosen, rejected); null: those labs are skipped
+    judge_share: float = 0.5  # share of the training pairs kept apart to train the judge that no optimiser sees
+
+
+@dataclass
 class TokenizerConf:
     vocab_size: int = 2048
     min_frequency: int = 2
@@ -226,7 +240,9 @@ class GenerateConf:
 class LabConfig:
     lab: str = MISSING
     profile: str = MISSING
+    track: str = "numbers"  # the labs this config belongs to: numbers (labs/) | own (labs/own/)
     seed: int = 0
+    domain: DomainConf = field(default_factory=DomainConf)
     model: ModelConf = field(default_factory=ModelConf)
     data: DataConf = field(default_factory=DataConf)
     tokenizer: TokenizerConf = field(default_factory=TokenizerConf)
@@ -312,13 +328,47 @@ def load(config_name: str, overrides: List[str] | tuple = ()) -> DictConfig:
 LOCAL_PATHS = {"data.path": ("text", "records", "hf"), "model.path": ("path",)}  # key -> sources naming a local path
 
 
+DOMAIN_PATHS = ("domain.corpus", "domain.instructions", "domain.pairs")
+
+
+def local_path(value: str) -> Path:
+    """A path the config names: as given (relative to the working folder), or else relative to the kit's root,
+    where the shipped example domain lives."""
+    path = Path(value).expanduser()
+    if not path.is_absolute() and not path.exists() and (home() / path).exists():
+        return home() / path
+    return path
+
+
 def _check_paths(cfg: DictConfig) -> None:
     """A local file or folder the config names must exist (hub ids are not checked: they need a network)."""
-    for key, sources in LOCAL_PATHS.items():
-        if OmegaConf.select(cfg, key.split(".")[0] + ".source") in sources:
-            path = Path(OmegaConf.select(cfg, key)).expanduser()
-            if not path.exists():
-                raise ConfigError(f"{key}={str(path)!r}: no such file or folder (relative to {Path.cwd()})")
+    named = [key for key, sources in LOCAL_PATHS.items()
+             if OmegaConf.select(cfg, key.split(".")[0] + ".source") in sources]
+    for key in named + [k for k in DOMAIN_PATHS if OmegaConf.select(cfg, k)]:
+        path = local_path(OmegaConf.select(cfg, key))
+        if not path.exists():
+            raise ConfigError(f"{key}={str(path)!r}: no such file or folder (relative to {Path.cwd()})")
+
+
+def _check_domain(cfg: DictConfig) -> None:
+    """The domain and the track agree; your own files go to the own-domain track, in one line that says how."""
+    need = _needs(cfg)
+    need(cfg.domain.name in ("numbers", "own", "example"), "domain.name", "must be numbers, own or example")
+    need(cfg.domain.format in ("alpaca", "prompt_completion", "messages"), "domain.format",
+         "must be alpaca, prompt_completion or messages (preference pairs go in domain.pairs)")
+    need(0.0 < cfg.domain.judge_share < 1.0, "domain.judge_share", "must be between 0 and 1")
+    if cfg.track == "numbers":
+        if cfg.data.source == "records":
+            key = "domain.pairs" if cfg.data.format == "preference" else "domain.instructions"
+            fmt = "" if cfg.data.format == "preference" else f" domain.format={cfg.data.format}"
+            raise ConfigError(f"data=records: your own files run in the own-domain track (SmolLM2, no gold checker): "
+                              f"`lab run {cfg.lab} domain=own {key}={cfg.data.path or 'FILE'}{fmt}`")
+        need(cfg.domain.name == "numbers", "domain", f"lab {cfg.lab} of the numbers track runs domain=numbers only; "
+             "run the own-domain track with `lab run LAB domain=own ...` (the runner picks labs/own/)")
+    else:
+        need(cfg.domain.name != "numbers", "domain", "the own-domain track (labs/own/) needs domain=own or example")
+        need(bool(cfg.domain.instructions), "domain.instructions",
+             "domain=own needs your instruction file, e.g. domain.instructions=my.jsonl (or try domain=example)")
 
 
 def absolute_paths(overrides: List[str] | tuple) -> List[str]:
@@ -327,7 +377,7 @@ def absolute_paths(overrides: List[str] | tuple) -> List[str]:
     out = []
     for o in overrides:
         key, eq, value = str(o).partition("=")
-        if eq and key.lstrip("+") in LOCAL_PATHS and value and Path(value).expanduser().exists():
+        if eq and key.lstrip("+") in (*LOCAL_PATHS, *DOMAIN_PATHS) and value and Path(value).expanduser().exists():
             o = f"{key}={Path(value).expanduser().resolve()}"
         out.append(o)
     return out
@@ -370,6 +420,7 @@ def _check_model_and_data(cfg: DictConfig) -> None:
 
 def _check(cfg: DictConfig) -> None:
     """Value checks the type system cannot express."""
+    _check_domain(cfg)
     _check_model_and_data(cfg)
     need = _needs(cfg)
     need(cfg.train.block_size >= 8, "train.block_size", "must be >= 8")

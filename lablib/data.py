@@ -244,10 +244,22 @@ def _text_files(path: Path) -> List[Path]:
     return [path]
 
 
+def read_lines(path: Path) -> List[str]:
+    """A UTF-8 text file's lines; a byte that is not UTF-8 fails as ``file:line: not UTF-8 ...`` (tokenizers
+    would otherwise learn replacement characters, or the whole file fail with a byte offset)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {column}); "
+                        "save the file as UTF-8") from None
+
+
 def load_texts(path: str | Path) -> List[str]:
     """Plain-text documents: each non-empty line of a file (or of every *.txt file in a folder)."""
-    docs = [line.strip() for f in _text_files(Path(path))
-            for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    docs = [line.strip() for f in _text_files(Path(path)) for line in read_lines(f) if line.strip()]
     if not docs:
         raise DataError(f"{path}: no non-empty lines")
     return docs
@@ -256,7 +268,7 @@ def load_texts(path: str | Path) -> List[str]:
 def _rows(path: Path) -> Iterable[Tuple[str, object]]:
     """(location, row) for a JSONL file (location file:line) or a JSON array (file:item N)."""
     if path.suffix == ".jsonl":
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for i, line in enumerate(read_lines(path), 1):
             if line.strip():
                 try:
                     yield f"{path}:{i}", json.loads(line)
@@ -264,7 +276,7 @@ def _rows(path: Path) -> Iterable[Tuple[str, object]]:
                     raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
         return
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads("\n".join(read_lines(path)))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(data, list):
@@ -313,6 +325,17 @@ def _check_messages(messages, where: str) -> None:
     for m in messages:
         if not isinstance(m.get("content"), str) or (m["role"] != "system" and not m["content"].strip()):
             raise DataError(f"{where}: the {m['role']} message needs non-empty string 'content'")
+
+
+def dedupe(items: Sequence, key: Callable = lambda x: x) -> Tuple[list, int]:
+    """``items`` without repeats of ``key`` (the first of each kept, order kept), and how many were dropped: a
+    repeated prompt would otherwise land on both sides of the train/held-out split."""
+    seen, out = set(), []
+    for item in items:
+        if key(item) not in seen:
+            seen.add(key(item))
+            out.append(item)
+    return out, len(items) - len(out)
 
 
 def to_examples(records: List[Dict], fmt: str) -> List[Example]:

@@ -61,8 +61,9 @@ def generation_speed(model, tokenizer, prompts, new_tokens: int, repeats: int = 
 def response_nll(model, tokenizer, prompts, responses, batch_size: int = 16) -> dict:
     """Negative log-likelihood of each reference response given its prompt (response tokens only).
 
-    Returns the NLL summed per sample and averaged over samples (``nll``), and per response token
-    (``nll_per_token``). Per-sample sums compare models with different tokenizers; per-token values do not.
+    Returns the NLL summed per sample and averaged over samples (``nll``), per response token
+    (``nll_per_token``) and in bits per UTF-8 byte of the responses (``bits_per_byte``). Per-sample sums and bits
+    per byte compare models with different tokenizers; per-token values do not.
     """
     model.eval()
     total, tokens, per_sample = 0.0, 0, []
@@ -87,7 +88,9 @@ def response_nll(model, tokenizer, prompts, responses, batch_size: int = 16) -> 
         per_sample += nll.tolist()
         tokens += int((target[:, 1:] != -100).sum())
     total = sum(per_sample)
-    return {"nll": total / len(per_sample), "nll_per_token": total / tokens, "per_sample": per_sample}
+    n_bytes = sum(len(r.encode("utf-8")) for r in responses)
+    return {"nll": total / len(per_sample), "nll_per_token": total / tokens, "per_sample": per_sample,
+            "bits_per_byte": total / (math.log(2) * n_bytes) if n_bytes else float("nan")}
 
 
 def text_nll(model, tokenizer, texts, batch_size: int = 16) -> dict:

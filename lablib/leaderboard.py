@@ -38,12 +38,15 @@ class Checkpoint:
         return f"{self.name} (8-bit)" if self.bits else self.name
 
 
-def checkpoints(cfg) -> List[Checkpoint]:
+def checkpoints(cfg, available: bool = False) -> List[Checkpoint]:
     """``cfg.leaderboard.checkpoints`` resolved to folders, plus an 8-bit twin of each name in
-    ``leaderboard.int8``; every folder checked before any work starts."""
+    ``leaderboard.int8``; every folder checked before any work starts. With ``available``, a course checkpoint that
+    is not an input (its lab was skipped, e.g. the RL labs without preference pairs) is left out, not an error."""
     out, seen = [], set()
     for entry in cfg.leaderboard.checkpoints:
         name, sep, path = str(entry).partition("=")
+        if available and not sep and name != "smollm2" and name not in cfg.inputs:
+            continue
         where = f"leaderboard.checkpoints: {entry!r}"
         if sep:
             if not name or not path:
@@ -132,19 +135,34 @@ def build(checkpoints: Sequence[Checkpoint], examples: Sequence, prompts: Sequen
                  for c in tqdm(checkpoints, desc="checkpoints", disable=not progress)])
 
 
+def score_open(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], reward_fns: dict, lb_cfg) -> dict:
+    """One row of a leaderboard without a gold checker (the own-domain track): greedy responses to ``prompts``,
+    their mean length and the mean of each of ``reward_fns`` (``{name: fn}``: the RM, the judge), and the NLL of the
+    reference responses -- summed per response, and in bits per byte, which compares any tokenizers."""
+    model, tokenizer = load(checkpoint)
+    responses = generation.generate_batch(model, tokenizer, prompts, lb_cfg.max_new_tokens, generation.stop_ids(tokenizer),
+                                          batch_size=lb_cfg.batch_size)
+    nll = evaluation.response_nll(model, tokenizer, prompts, [e.output for e in examples], lb_cfg.batch_size)
+    scores = {name: fn(examples, responses) for name, fn in reward_fns.items()}
+    return {"checkpoint": checkpoint.label, "nll": nll["nll"], "bits_per_byte": nll["bits_per_byte"],
+            **{name: sum(v) / len(v) for name, v in scores.items()}, "scores": scores,
+            "length": sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses) / len(responses),
+            "params": models.count_params(model)["total"], "responses": responses}
+
+
 def rank(rows: Sequence[dict]) -> List[dict]:
     """Rows best first -- highest gold reward, then lowest response NLL -- with a ``rank`` column (1 = best)."""
     ordered = sorted(rows, key=lambda r: (-r["gold_reward"], r["nll"], r["checkpoint"]))
     return [{**r, "rank": i} for i, r in enumerate(ordered, 1)]
 
 
-def to_csv(rows: Sequence[dict]) -> str:
-    """The leaderboard's :data:`COLUMNS` as CSV text (floats to 6 significant digits)."""
+def to_csv(rows: Sequence[dict], columns: Sequence[str] = COLUMNS) -> str:
+    """The leaderboard's ``columns`` as CSV text (floats to 6 significant digits)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for r in rows:
-        writer.writerow([f"{r[c]:.6g}" if isinstance(r[c], float) else r[c] for c in COLUMNS])
+        writer.writerow([f"{r[c]:.6g}" if isinstance(r[c], float) else r[c] for c in columns])
     return buf.getvalue()
 
 

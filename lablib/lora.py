@@ -178,10 +178,11 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     row = {"run": run["name"], "spec": spec, "trainable": counts["trainable"], "total": counts["total"],
            "steps": result["steps"], "seconds": result["seconds"], "tokens_per_s": result["tokens_per_s"]}
     if score:
+        row.update(val_loss_before=loss_before, val_loss=trainer.evaluate()["eval_loss"])
+    if score and cfg.track == "numbers":  # code-checked answers; an own domain has no gold checker
         responses = generation.respond(model, tokenizer, eval_examples, cfg.sft.format, cfg.sft.max_new_tokens)
         scores = evaluation.task_scores(eval_examples, responses)
-        row.update(correct=scores["correct"], exact_match=scores["exact_match"], gold_reward=scores["gold_reward"],
-                   val_loss_before=loss_before, val_loss=trainer.evaluate()["eval_loss"])
+        row.update(correct=scores["correct"], exact_match=scores["exact_match"], gold_reward=scores["gold_reward"])
     if run["method"] == "lora":
         model.save_pretrained(Path(out_dir) / "adapter")
         tokenizer.save_pretrained(Path(out_dir) / "adapter")

@@ -15,7 +15,7 @@ import math
 import random
 import warnings
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 from datasets import Dataset
@@ -106,6 +106,29 @@ def make_trainer(model, tokenizer, train_pairs: Sequence, val_pairs: Sequence, c
         raise RewardError(f"reward.max_length={cfg.reward.max_length}: "
                           f"{len(train_pairs) - len(trainer.train_dataset)} training pairs are longer and were dropped")
     return trainer
+
+
+def fit_length(pairs: Sequence, tokenizer, max_length: int) -> Tuple[list, int]:
+    """The pairs whose chosen and rejected conversations both fit ``max_length`` tokens, and how many did not
+    (real answers are long: the own-domain labs drop and count them where :func:`make_trainer` would refuse)."""
+    def n_tokens(p, response: str) -> int:
+        text = tokenizer.apply_chat_template(conversation(p.example, response), tokenize=False)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    kept = [p for p in pairs if max(n_tokens(p, p.chosen), n_tokens(p, p.rejected)) <= max_length]
+    return kept, len(pairs) - len(kept)
+
+
+def train(path: str | Path, train_pairs: Sequence, val_pairs: Sequence, cfg, out_dir: str | Path) -> dict:
+    """A reward model from the model at ``path`` (a fresh scalar head), trained on ``train_pairs``: the model,
+    its tokenizer, the training result (:func:`lablib.training.fit`) and the held-out :func:`pair_accuracy`
+    before and after."""
+    model, tokenizer = load_backbone(path, cfg.seed)
+    trainer = make_trainer(model, tokenizer, train_pairs, val_pairs, cfg, out_dir)
+    before = pair_accuracy(model, tokenizer, val_pairs)
+    result = training.fit(trainer)
+    return {"model": model, "tokenizer": tokenizer, "result": result, "before": before,
+            "after": pair_accuracy(model, tokenizer, val_pairs)}
 
 
 def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:

@@ -14,18 +14,20 @@ from .ppo import PPO, _is_peft
 
 
 def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, max_new_tokens: int,
-                    fmt: str = "chatml") -> dict:
-    """Greedy responses to ``examples`` in prompt format ``fmt``: gold reward and exact match (overall and per
-    kind), the mean of ``reward_fn`` (e.g. the reward model's score), the perplexity of the reference responses
-    (response tokens and the token that ends them), distinct-2 of the responses, and their mean length in tokens."""
+                    fmt: str = "chatml", gold: bool = True) -> dict:
+    """Greedy responses to ``examples`` in prompt format ``fmt``: with ``gold``, gold reward and exact match
+    (overall and per kind); the mean of ``reward_fn`` (e.g. the reward model's score), the perplexity of the
+    reference responses (response tokens and the token that ends them), distinct-2 of the responses, and their
+    mean length in tokens."""
     from . import evaluation, generation
 
     responses = generation.respond(model, tokenizer, examples, fmt, max_new_tokens, batch_size=64)
     prompts = [generation.prompt_text(e, fmt, tokenizer) for e in examples]
     end = "<|im_end|>" if fmt == "chatml" else tokenizer.eos_token
     nll = evaluation.response_nll(model, tokenizer, prompts, [e.output + end for e in examples])
-    return {**evaluation.task_scores(examples, responses), "rm": sum(reward_fn(examples, responses)) / len(examples),
-            "ppl": math.exp(nll["nll_per_token"]), "distinct_2": evaluation.distinct_n(responses, 2),
+    scores = reward_fn(examples, responses)
+    return {**(evaluation.task_scores(examples, responses) if gold else {}), "rm": sum(scores) / len(examples),
+            "rm_scores": scores, "ppl": math.exp(nll["nll_per_token"]), "distinct_2": evaluation.distinct_n(responses, 2),
             "length": sum(len(tokenizer(r)["input_ids"]) for r in responses) / len(responses),
             "responses": responses}
 
@@ -75,18 +77,28 @@ def for_saving(model):
 
 class Setting:
     """What the RL labs share: the prompts (the SFT lab's split, in its prompt format ``cfg.sft.format``), the SFT
-    policy and its tokenizer, the reward model (checked to read the policy's tokens), the two rewards and the
-    held-out evaluation."""
+    policy and its tokenizer, the reward model (checked to read the policy's tokens), the rewards and the
+    held-out evaluation.
+
+    In the own-domain track (``cfg.track == "own"``) there is no gold reward; a **judge** (``cfg.inputs.judge``,
+    an RM trained on pairs the optimisers never see) scores the held-out evaluation's win rate against the SFT
+    policy."""
 
     def __init__(self, cfg):
-        from . import data, generation, models, reward
+        from . import data, domain, generation, models, reward
 
-        self.cfg, self.fmt = cfg, cfg.sft.format
-        self.train, self.val = data.instruction_examples(cfg.data, cfg.seed)
+        self.cfg, self.fmt, self.gold = cfg, cfg.sft.format, cfg.track == "numbers"
+        if self.gold:
+            self.train, self.val = data.instruction_examples(cfg.data, cfg.seed)
+        else:
+            split = domain.instructions(cfg)
+            self.train, self.val = split.train, split.val
         self.rm, self.rm_tokenizer = reward.load_backbone(cfg.inputs.reward_model, cfg.seed)
         self.policy, self.tokenizer = models.load_pretrained(cfg.model, cfg.inputs.model)
         reward.check_tokenizers(self.tokenizer, self.rm_tokenizer)
         self.stops = generation.stop_ids(self.tokenizer)
+        self.judge = reward.load_backbone(cfg.inputs.judge, cfg.seed) if "judge" in cfg.inputs else None
+        self.baseline: dict | None = None  # the SFT policy's held-out evaluation, once asked for
 
     def prompt(self, example) -> str:
         from . import generation
@@ -104,11 +116,29 @@ class Setting:
         """The code-checked reward of each response (1 bare and right, 0.5 right with chatter, 0 wrong)."""
         return [e.gold_reward(r) for e, r in zip(examples, responses, strict=True)]
 
+    def judge_reward(self, examples, responses) -> list:
+        """The judge's score of each response (own-domain track)."""
+        from . import reward
+
+        return reward.score(*self.judge, examples, responses).tolist()
+
     def evaluate(self, model) -> dict:
-        """:func:`evaluate_policy` on the held-out prompts, with the RM as the reward."""
-        return evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, self.cfg.ppo.max_new_tokens, self.fmt)
+        """:func:`evaluate_policy` on the held-out prompts, with the RM as the reward; with a judge, also its mean
+        score and the win rate against the SFT policy's responses (:func:`lablib.domain.win_rate`)."""
+        out = evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, self.cfg.ppo.max_new_tokens, self.fmt,
+                              gold=self.gold)
+        if self.judge is not None:
+            from . import domain
+
+            if self.baseline is None:
+                self.baseline = out if model is self.policy else self.evaluate(self.policy)
+            out["judge_scores"] = self.judge_reward(self.val, out["responses"])
+            out["judge"] = sum(out["judge_scores"]) / len(self.val)
+            out["win"] = domain.win_rate(out["judge_scores"], self.baseline["judge_scores"], out["responses"],
+                                         self.baseline["responses"])
+        return out
 
     def ppo(self, model, ppo_cfg=None, seed: int | None = None) -> PPO:
-        """A PPO trainer for ``model`` against the RM, logging the gold reward per step."""
+        """A PPO trainer for ``model`` against the RM, logging the gold reward per step (numbers domain)."""
         return PPO(model, self.tokenizer, self.rm_reward, self.prompt, ppo_cfg or self.cfg.ppo, self.stops,
-                   metrics={"gold": self.gold_reward}, seed=self.cfg.seed if seed is None else seed)
+                   metrics={"gold": self.gold_reward} if self.gold else {}, seed=self.cfg.seed if seed is None else seed)

@@ -45,6 +45,8 @@ class LabSpec:
     config: str
     consumes: Dict[str, str] = field(default_factory=dict)  # input name -> "LAB_ID/ARTIFACT"
     produces: List[str] = field(default_factory=list)
+    requires: Optional[str] = None  # a config key that must be set, else the lab is skipped (an optional stage)
+    track: str = "numbers"
 
     @property
     def dirname(self) -> str:
@@ -57,29 +59,43 @@ class LabSpec:
 
 @dataclass
 class Manifest:
-    labs: List[LabSpec] = field(default_factory=list)
+    labs: List[LabSpec] = field(default_factory=list)  # the numbers track (labs/)
+    own: List[LabSpec] = field(default_factory=list)  # the own-domain track (labs/own/)
 
 
-_MANIFESTS: Dict[tuple, List[LabSpec]] = {}
+TRACKS = ("numbers", "own")
+_MANIFESTS: Dict[tuple, Dict[str, List[LabSpec]]] = {}
 
 
-def manifest() -> List[LabSpec]:
-    """The labs of ``conf/course.yaml`` in order, checked: unique ids, upstreams earlier and real. Parsed once
-    per version of the file (a structured merge costs ~0.15 s, and `lab list` asks a dozen times)."""
+def manifest(track: str = "numbers") -> List[LabSpec]:
+    """The labs of one track of ``conf/course.yaml`` in order, checked: unique ids, upstreams earlier and real.
+    Parsed once per version of the file (a structured merge costs ~0.15 s, and `lab list` asks a dozen times)."""
     path = config_mod.conf_dir() / "course.yaml"
     key = (str(path), path.stat().st_mtime_ns if path.exists() else None)
     if key not in _MANIFESTS:
         _MANIFESTS.clear()
         _MANIFESTS[key] = _read_manifest(path)
-    return list(_MANIFESTS[key])
+    return list(_MANIFESTS[key][track])
 
 
-def _read_manifest(path: Path) -> List[LabSpec]:
+def track_of(overrides: Sequence[str] = (), keys: Sequence[str] = ()) -> str:
+    """The track a command runs: ``own`` for ``domain=own|example`` (or a lab named ``own/NN``), else numbers."""
+    domains = [str(o).partition("=")[2] for o in overrides if str(o).partition("=")[0].lstrip("+") == "domain"]
+    if any(str(k).startswith("own/") for k in keys) or (domains and domains[-1] != "numbers"):
+        return "own"
+    return "numbers"
+
+
+def _read_manifest(path: Path) -> Dict[str, List[LabSpec]]:
     try:
         raw = OmegaConf.merge(OmegaConf.structured(Manifest), OmegaConf.load(path))
     except Exception as exc:
         raise RunError(f"{path}: {config_mod.one_line(exc)}") from None
-    labs = [LabSpec(**OmegaConf.to_container(lab)) for lab in raw.labs]
+    return {"numbers": _check_track(path, [LabSpec(**OmegaConf.to_container(lab)) for lab in raw.labs]),
+            "own": _check_track(path, [LabSpec(**{**OmegaConf.to_container(lab), "track": "own"}) for lab in raw.own])}
+
+
+def _check_track(path: Path, labs: List[LabSpec]) -> List[LabSpec]:
     seen: Dict[str, LabSpec] = {}
     for lab in labs:
         if lab.id in seen:
@@ -92,19 +108,21 @@ def _read_manifest(path: Path) -> List[LabSpec]:
     return labs
 
 
-def find_lab(key: str) -> LabSpec:
-    """A lab by id ("01", "1") or name ("pretraining")."""
-    labs = manifest()
+def find_lab(key: str, track: str | None = None) -> LabSpec:
+    """A lab by id ("01", "1") or name ("pretraining"), of ``track`` (``own/02`` names the own-domain track's)."""
+    if key.startswith("own/"):
+        key, track = key[4:], "own"
+    labs = manifest(track or "numbers")
     for lab in labs:
         if key in (lab.id, lab.name, lab.dirname) or (key.isdigit() and int(key) == int(lab.id)):
             return lab
     raise RunError(f"unknown lab {key!r}; labs: {', '.join(f'{lab.id} ({lab.name})' for lab in labs)}")
 
 
-def with_upstream(keys: Sequence[str]) -> List[str]:
+def with_upstream(keys: Sequence[str], track: str = "numbers") -> List[str]:
     """The ids of the labs ``keys`` and of every lab they consume from, transitively, in course order."""
-    labs = manifest()
-    ids, frontier = set(), {find_lab(k).id for k in keys}
+    labs = manifest(track)
+    ids, frontier = set(), {find_lab(k, track).id for k in keys}
     while frontier:
         lab_id = frontier.pop()
         ids.add(lab_id)
@@ -134,8 +152,16 @@ def runs_root(root: str | Path | None = None) -> Path:
     return Path(os.environ.get("LABLIB_RUNS", config_mod.home() / "runs")).resolve()
 
 
-def run_dir(lab: LabSpec, profile: str, root: str | Path | None = None) -> Path:
-    return runs_root(root) / profile / lab.dirname
+def run_dir(lab: LabSpec, profile: str, root: str | Path | None = None, domain_key: str = "") -> Path:
+    """``<runs>/<profile>/<lab>``; the own-domain track adds the domain's key (``example``, ``own-<hash>``)."""
+    return runs_root(root) / profile / domain_key / lab.dirname
+
+
+def folder(lab: LabSpec, cfg, root: str | Path | None = None) -> Path:
+    """The run folder of ``lab`` under its composed ``cfg``."""
+    from . import domain
+
+    return run_dir(lab, cfg.profile, root, domain.key(cfg))
 
 
 PARTIAL = ".partial-"  # a run in progress writes to ``.<dirname>.partial-<pid>`` beside its final folder
@@ -165,19 +191,29 @@ def _remove_dead_partials(final: Path) -> None:
             pass
 
 
-def upstream_paths(lab: LabSpec, profile: str, root: str | Path | None = None) -> Dict[str, Path]:
-    """Where each of ``lab``'s inputs lives: ``<runs>/<profile>/<upstream>/artifacts/<artifact>``."""
+def skipped(lab: LabSpec, cfg) -> Optional[str]:
+    """Why an optional lab does not run under ``cfg`` (its ``requires`` key is not set), or None."""
+    if lab.requires and not OmegaConf.select(cfg, lab.requires):
+        return f"{lab.requires} is not set"
+    return None
+
+
+def upstream_paths(lab: LabSpec, cfg, root: str | Path | None = None) -> Dict[str, Path]:
+    """Where each of ``lab``'s inputs lives: ``<runs>/<profile>/<upstream>/artifacts/<artifact>``; the inputs of
+    upstream labs that ``cfg`` skips are left out."""
     out = {}
     for name, ref in lab.consumes.items():
         up_id, _, artifact = ref.partition("/")
-        out[name] = run_dir(find_lab(up_id), profile, root) / "artifacts" / artifact
+        up = find_lab(up_id, lab.track)
+        if not skipped(up, cfg):
+            out[name] = folder(up, cfg, root) / "artifacts" / artifact
     return out
 
 
 def compose(lab: LabSpec, overrides: Sequence[str], root: str | Path | None = None):
     """The lab's validated config with its upstream artifacts filled into ``cfg.inputs``."""
     cfg = config_mod.load(lab.config, overrides)
-    inputs = {k: str(v) for k, v in upstream_paths(lab, cfg.profile, root).items()}
+    inputs = {k: str(v) for k, v in upstream_paths(lab, cfg, root).items()}
     OmegaConf.set_readonly(cfg, False)
     cfg.inputs = inputs
     OmegaConf.set_readonly(cfg, True)
@@ -219,38 +255,64 @@ class Step:
     folder: Path
     fingerprint: str
     fresh: bool  # an up-to-date run folder exists
+    skip: Optional[str] = None  # why an optional lab does not run
+    why: str = ""  # why a lab that was not asked for runs: a lab asked for needs its artifacts
 
 
-def plan(keys: Sequence[str], overrides: Sequence[str] = (), root: str | Path | None = None) -> List[Step]:
-    """Check everything a run needs, start nothing. Raises :class:`RunError` on the first problem."""
-    labs = manifest()
-    wanted = {find_lab(k).id for k in keys} if keys else {lab.id for lab in labs}
+def _compose_checked(lab: LabSpec, overrides: Sequence[str], root) -> object:
+    if not lab.notebook_path.exists():
+        raise RunError(f"lab {lab.id}: notebook {lab.notebook} not found")
+    try:
+        return compose(lab, overrides, root)
+    except config_mod.ConfigError as exc:
+        raise RunError(f"lab {lab.id}: {exc}") from None
+
+
+def _with_missing_upstream(labs: List[LabSpec], wanted: Dict[str, str], cfgs: dict, overrides, root) -> None:
+    """Add to ``wanted`` (id -> why) every upstream lab whose artifact a wanted lab needs and does not find;
+    consumers come after their producers, so one backward pass over the course finds them all."""
+    for lab in reversed(labs):
+        if lab.id not in wanted:
+            continue
+        cfgs[lab.id] = cfg = cfgs.get(lab.id) or _compose_checked(lab, overrides, root)
+        for name, path in cfg.inputs.items():
+            up_id = lab.consumes[name].partition("/")[0]
+            if up_id not in wanted and not Path(path).exists():
+                wanted[up_id] = f"lab {lab.id} needs its {lab.consumes[name].partition('/')[2]}"
+
+
+def plan(keys: Sequence[str], overrides: Sequence[str] = (), root: str | Path | None = None,
+         upstream: bool = True) -> List[Step]:
+    """Check everything a run needs, start nothing. Raises :class:`RunError` on the first problem. With
+    ``upstream``, the labs whose artifacts are missing run first; without, a missing artifact is an error."""
+    from . import domain
+
+    track = track_of(overrides, keys)
+    labs = manifest(track)
+    wanted = {find_lab(k, track).id: "" for k in keys} if keys else {lab.id: "" for lab in labs}
+    cfgs: dict = {}
+    if upstream:
+        _with_missing_upstream(labs, wanted, cfgs, overrides, root)
     steps: Dict[str, Step] = {}
     for lab in labs:  # manifest order is a dependency order (checked in manifest())
         if lab.id not in wanted:
             continue
-        if not lab.notebook_path.exists():
-            raise RunError(f"lab {lab.id}: notebook {lab.notebook} not found")
-        try:
-            cfg = compose(lab, overrides, root)
-        except config_mod.ConfigError as exc:
-            raise RunError(f"lab {lab.id}: {exc}") from None
+        cfg = cfgs.get(lab.id) or _compose_checked(lab, overrides, root)
         upstream_prints = []
-        for name, ref in lab.consumes.items():
-            up_id = ref.partition("/")[0]
-            path = Path(cfg.inputs[name])
+        for name, path in cfg.inputs.items():
+            up_id = lab.consumes[name].partition("/")[0]
             if up_id in steps:
                 upstream_prints.append(steps[up_id].fingerprint)
-            elif path.exists():
-                upstream_prints.append(read_fingerprint(path.parent.parent) or "unknown")
+            elif Path(path).exists():
+                upstream_prints.append(read_fingerprint(Path(path).parent.parent) or "unknown")
             else:
                 raise RunError(f"lab {lab.id} needs {name} from lab {up_id}: {path} does not exist "
                                f"(run `lab run {up_id} profile={cfg.profile}` first, or both together)")
         conf_text = config_mod.summary(cfg)
-        fp = _sha(conf_text, notebook_code(lab.notebook_path), lablib_code(), *upstream_prints)
-        folder = run_dir(lab, cfg.profile, root)
-        fresh = read_fingerprint(folder) == fp and (folder / "metrics.json").exists()
-        steps[lab.id] = Step(lab, cfg, folder, fp, fresh)
+        fp = _sha(conf_text, notebook_code(lab.notebook_path), lablib_code(), domain.fingerprint(cfg), *upstream_prints)
+        where = folder(lab, cfg, root)
+        fresh = read_fingerprint(where) == fp and (where / "metrics.json").exists()
+        steps[lab.id] = Step(lab, cfg, where, fp, fresh, skipped(lab, cfg), wanted[lab.id])
     return list(steps.values())
 
 
@@ -311,13 +373,20 @@ def execute(step: Step, overrides: Sequence[str], root: str | Path | None = None
 
 
 def run(keys: Sequence[str] = (), overrides: Sequence[str] = (), root: str | Path | None = None,
-        force: bool = False, progress: bool = True, echo=print) -> List[dict]:
-    """Plan, then execute each lab that is not fresh (or all with ``force``). Returns one row per lab."""
+        force: bool = False, progress: bool = True, echo=print, upstream: bool = True) -> List[dict]:
+    """Plan, then execute each lab that is not fresh (or all with ``force``); labs whose artifacts the asked-for
+    labs need run first (unless ``upstream`` is false). Returns one row per lab."""
     overrides = config_mod.absolute_paths(overrides)
-    steps = plan(keys, overrides, root)
+    steps = plan(keys, overrides, root, upstream)
     rows = []
     for step in steps:
         name = f"{step.lab.id} {step.lab.name}"
+        if step.skip:
+            echo(f"[{name}] skipped: {step.skip} (an optional stage)")
+            rows.append({"lab": step.lab.id, "status": "skipped", "why": step.skip})
+            continue
+        if step.why:
+            echo(f"[{name}] runs first: {step.why} (--no-upstream to stop instead)")
         if step.fresh and not force:
             echo(f"[{name}] up to date: {step.folder}")
             rows.append({"lab": step.lab.id, "status": "cached", "folder": str(step.folder)})
@@ -336,10 +405,12 @@ def status(overrides: Sequence[str] = (), root: str | Path | None = None) -> Lis
     course (each lab's config composed once) decides which runs are current."""
     steps = {step.lab.id: step for step in plan([], overrides, root)}
     rows = []
-    for lab in manifest():
+    for lab in manifest(track_of(overrides)):
         step = steps[lab.id]
         folder = step.folder
-        if (folder.parent / f"{folder.name}.failed.ipynb").exists() and not folder.exists():
+        if step.skip:
+            state = "skipped"
+        elif (folder.parent / f"{folder.name}.failed.ipynb").exists() and not folder.exists():
             state = "failed"
         elif not (folder / "metrics.json").exists():
             state = "not run"

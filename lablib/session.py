@@ -101,7 +101,7 @@ def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = Non
     if "datasets" in sys.modules:
         sys.modules["datasets"].disable_progress_bars()
 
-    spec = running.find_lab(lab_key)
+    spec = running.find_lab(lab_key, running.track_of(overrides or [], [lab_key]))
     cfg = running.compose(spec, overrides or [], runs_root)
     for name, path in cfg.inputs.items():
         if not Path(path).exists():
@@ -110,7 +110,7 @@ def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = Non
     if run_dir == TMP:
         folder = Path(tempfile.mkdtemp(prefix=f"lab{spec.id}-"))
     else:
-        folder = Path(run_dir) if run_dir else running.run_dir(spec, cfg.profile, runs_root)
+        folder = Path(run_dir) if run_dir else running.folder(spec, cfg, runs_root)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     seed_everything(cfg.seed)

@@ -13,7 +13,7 @@ the response only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, Tuple
 
 from datasets import Dataset
 
@@ -46,6 +46,24 @@ def check(sft_cfg, tokenizer, examples: Sequence, where: str = "training") -> No
     if fits == 0:
         raise SFTError(f"sft.max_length={sft_cfg.max_length}: every {where} prompt is longer "
                        f"(shortest {min(lengths)} tokens), so no response token would be trained on")
+
+
+def fit_length(examples: Sequence, tokenizer, fmt: str, max_length: int) -> Tuple[list, dict]:
+    """The examples SFT can train on within ``max_length`` tokens, and what happens to the rest: ``truncated``
+    (prompt and response together are longer: the response's end is cut, TRL's truncation) and ``dropped`` (the
+    prompt alone fills the length: no response token would be trained on). Real answers are long; the lab prints
+    these counts instead of failing."""
+    end = "<|im_end|>" if fmt == "chatml" else (tokenizer.eos_token or "")
+
+    def n_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    prompts = [n_tokens(prompt_text(e, fmt, tokenizer)) for e in examples]
+    totals = [n + n_tokens(e.response + end) for n, e in zip(prompts, examples)]
+    kept = [e for e, n in zip(examples, prompts) if n < max_length]
+    return kept, {"examples": len(examples), "kept": len(kept), "dropped": len(examples) - len(kept),
+                  "truncated": sum(p < max_length < t for p, t in zip(prompts, totals)),
+                  "longest": max(totals, default=0)}
 
 
 def make_trainer(model, tokenizer, train_examples: Sequence, val_examples: Sequence, cfg, out_dir: str | Path):
