@@ -34,6 +34,7 @@ class ModelConf:
     intermediate_size: int = 512
     max_position: int = 256
     dtype: str = "float32"  # float32 | bfloat16
+    keep_layers: int = 0  # a pretrained model cut to its first N transformer layers (the own track's smoke); 0: all
 
 
 @dataclass

@@ -78,7 +78,20 @@ def load_pretrained(model_cfg, path: str | None = None):
     if model_cfg.source != "hub" and not Path(path, "config.json").exists():
         raise ModelError(f"{path}: not a saved model folder (no config.json)")
     dtype = torch.bfloat16 if model_cfg.dtype == "bfloat16" else torch.float32
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return keep_layers(model, model_cfg.get("keep_layers", 0)), load_tokenizer(path)
+
+
+def keep_layers(model, n: int):
+    """``model`` cut to its first ``n`` transformer layers (0: unchanged) -- the real tokenizer, embeddings and
+    chat template at a fraction of the cost, for CI runs that check the plumbing, not the quality."""
+    layers = model.model.layers
+    if 0 < n < len(layers):
+        model.model.layers = layers[:n]
+        model.config.num_hidden_layers = n
+        if getattr(model.config, "layer_types", None):
+            model.config.layer_types = model.config.layer_types[:n]
+    return model
 
 
 def load_tokenizer(path):
