@@ -74,7 +74,7 @@ def reference_markdown() -> str:
 def toc(labs: Sequence[running.LabSpec]) -> str:
     chapters = "\n".join(f"      - file: labs/{lab.dirname}" for lab in labs)
     return ("format: jb-book\nroot: intro\nparts:\n"
-            "  - caption: Getting started\n    chapters:\n      - file: setup\n"
+            "  - caption: Getting started\n    chapters:\n      - file: setup\n      - file: own_domain\n"
             f"  - caption: Labs\n    chapters:\n{chapters}\n"
             "  - caption: For instructors\n    chapters:\n      - file: instructors\n      - file: distributed\n"
             "      - file: benchmarks\n      - file: bad_inputs\n      - file: reference\n")

@@ -79,7 +79,7 @@ def load_pretrained(model_cfg, path: str | None = None):
         raise ModelError(f"{path}: not a saved model folder (no config.json)")
     dtype = torch.bfloat16 if model_cfg.dtype == "bfloat16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    return keep_layers(model, model_cfg.get("keep_layers", 0)), load_tokenizer(path)
+    return keep_layers(model, getattr(model_cfg, "keep_layers", 0)), load_tokenizer(path)
 
 
 def keep_layers(model, n: int):

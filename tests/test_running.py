@@ -74,8 +74,18 @@ def test_errors_come_before_any_kernel(home):
     with pytest.raises(running.RunError, match="lab 01: .*train.lr"):
         running.plan(["01"], ["train.lr=fast"])
     with pytest.raises(running.RunError, match=r"lab 02 needs src from lab 01: .*01_first/artifacts/thing does not exist"):
-        running.plan(["02"])
+        running.plan(["02"], upstream=False)
     assert [s.lab.id for s in running.plan(["02", "01"])] == ["01", "02"]  # dependency order
+
+
+def test_a_lab_whose_upstream_artifacts_are_missing_runs_them_first(home):
+    steps = running.plan(["02"])
+    assert [(s.lab.id, s.why) for s in steps] == [("01", "lab 02 needs its thing"), ("02", "")]
+    said = []
+    rows = running.run(["02"], progress=False, echo=said.append)
+    assert [r["status"] for r in rows] == ["ran", "ran"]
+    assert said[0] == "[01 first] runs first: lab 02 needs its thing (--no-upstream to stop instead)"
+    assert [s.lab.id for s in running.plan(["02"])] == ["02"]  # the artifact exists now: 01 is not re-planned
 
 
 def test_run_caches_forces_and_hands_artifacts_downstream(home, capfd):

@@ -87,11 +87,11 @@ def test_messages_records_are_checked_with_file_and_line(tmp_path):
 def test_records_source_feeds_instruction_examples(tmp_path):
     f = tmp_path / "a.json"
     f.write_text(json.dumps([{"instruction": f"Echo {i}", "output": str(i)} for i in range(10)]))
-    cfg = config.load("lab02", ["profile=smoke", "data=records", f"data.path={f}"])
-    train, val = data.instruction_examples(cfg.data, 0)
+    train, val = data.instruction_examples(config.with_changes(config.load("lab02").data, source="records",
+                                                               path=str(f)), 0)
     assert len(train) + len(val) == 10 and not set(train) & set(val)
-    with pytest.raises(config.ConfigError, match="data.path"):
-        config.load("lab02", ["data=records"])
+    with pytest.raises(config.ConfigError, match=r"own-domain track.*lab run 02 domain=own domain.instructions="):
+        config.load("lab02", ["profile=smoke", "data=records", f"data.path={f}"])
 
 
 def test_response_nll_matches_a_plain_loop(tiny):

@@ -1,0 +1,111 @@
+"""The own-domain track (lablib.domain, labs/own/): a user's messy files, the splits, the judge's win rate, the
+runner's optional stages and upstream runs, and a user's long Alpaca answers through labs 01, 02, 03 and 07."""
+import json
+
+import pytest
+
+from lablib import config, data, domain, models, running, sft
+
+
+def own(tmp_path, **files):
+    """The own-track lab 02 config for ``files`` (name -> text or bytes) written under ``tmp_path``."""
+    overrides = ["profile=smoke", "domain=own"]
+    for key, content in files.items():
+        path = tmp_path / key
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        overrides.append(f"domain.{key.split('.')[0]}={path}")
+    return config.load("own02", overrides)
+
+
+def rows(*records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+GOOD = {"instruction": "How often should I water a fern?", "input": "", "output": "Keep its soil lightly moist."}
+
+
+def test_messy_files_fail_with_file_and_line_before_training(tmp_path):
+    bad_byte = rows(GOOD, {**GOOD, "instruction": "x"}).encode() + b'{"instruction": "\xff", "output": "y"}\n'
+    with pytest.raises(data.DataError, match=r"instructions\.jsonl:3: not UTF-8 \(byte 0xff at column 18\)"):
+        domain.instructions(own(tmp_path, **{"instructions.jsonl": bad_byte}))
+    with pytest.raises(data.DataError, match=r"instructions\.jsonl:2: field 'output' is empty"):
+        domain.instructions(own(tmp_path, **{"instructions.jsonl": rows(GOOD, {**GOOD, "output": " "})}))
+    with pytest.raises(data.DataError, match=r"instructions\.jsonl:2: missing field 'instruction'"):
+        domain.instructions(own(tmp_path, **{"instructions.jsonl": rows(GOOD, {"output": "y"})}))
+    with pytest.raises(data.DataError, match=r"instructions\.jsonl: no records"):
+        domain.instructions(own(tmp_path, **{"instructions.jsonl": "\n"}))
+    corpus = b"a fern likes shade\nmoist soil\n\xe9t\xe9 in the garden\n"
+    cfg = own(tmp_path, **{"instructions.jsonl": rows(GOOD, {**GOOD, "instruction": "x"}), "corpus.txt": corpus})
+    with pytest.raises(data.DataError, match=r"corpus\.txt:3: not UTF-8 \(byte 0xe9 at column 1\)"):
+        domain.corpus(cfg)
+
+
+def test_repeated_prompts_are_dropped_and_counted_so_no_held_out_prompt_is_trained_on(tmp_path):
+    records = [{**GOOD, "instruction": f"Question {i % 8}?", "output": f"Answer {i}."} for i in range(12)]
+    split = domain.instructions(own(tmp_path, **{"instructions.jsonl": rows(*records)}))
+    assert split.duplicates == 4 and len(split.train) + len(split.val) == 8
+    assert not {data.user_turn(e) for e in split.train} & {data.user_turn(e) for e in split.val}
+
+
+def test_pairs_are_split_by_prompt_between_the_rm_the_judge_and_held_out(tmp_path):
+    pairs = [{"prompt": f"Q{i % 30}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(60)]
+    cfg = own(tmp_path, **{"instructions.jsonl": rows(GOOD, {**GOOD, "instruction": "x"}), "pairs.jsonl": rows(*pairs)})
+    split = domain.pairs(cfg)
+    prompts = [{p.example.instruction for p in part} for part in (split.rm, split.judge, split.val)]
+    assert len(split.rm) + len(split.judge) + len(split.val) == 60 and split.duplicates == 0
+    assert not prompts[0] & prompts[1] and not (prompts[0] | prompts[1]) & prompts[2]
+    assert prompts[0] and prompts[1] and prompts[2]
+
+
+def test_the_judges_win_rate_counts_the_same_answer_as_a_tie():
+    win = domain.win_rate([1.0, 0.0, 2.0, 0.5], [0.0, 1.0, 2.0, 0.4], ["a", "b", "c", "same"], ["x", "y", "z", "same"])
+    assert (win["wins"], win["ties"], win["losses"]) == (1, 2, 1) and win["rate"] == 0.5
+
+
+def test_long_answers_are_truncated_and_prompts_that_fill_the_length_dropped_and_counted():
+    tokenizer = models.load_tokenizer(models.smollm2_dir())
+    examples = [data.Example("Short?", "", "word " * 200), data.Example("Short?", "", "ok"),
+                data.Example("long " * 100, "", "ok")]
+    kept, fit = sft.fit_length(examples, tokenizer, "alpaca", 64)
+    assert kept == examples[:2] and (fit["truncated"], fit["dropped"]) == (1, 1) and fit["longest"] > 200
+
+
+def test_runs_of_different_domains_or_files_never_share_a_folder(tmp_path):
+    (tmp_path / "a").mkdir()
+    a = own(tmp_path / "a", **{"instructions.jsonl": rows(GOOD, GOOD)})
+    b = own(tmp_path, **{"instructions.jsonl": rows(GOOD, GOOD)})
+    keys = {domain.key(a), domain.key(b), domain.key(config.load("own02", ["domain=example"])),
+            domain.key(config.load("lab02"))}
+    assert len(keys) == 4 and "example" in keys and "" in keys
+
+
+def test_without_pairs_the_rl_labs_are_skipped_and_lab_07_ranks_what_exists(tmp_path):
+    f = tmp_path / "mine.jsonl"
+    f.write_text(rows(GOOD, {**GOOD, "instruction": "x"}))
+    steps = running.plan([], ["profile=smoke", "domain=own", f"domain.instructions={f}"], tmp_path / "runs")
+    assert {s.lab.id: s.skip for s in steps if s.skip} == {k: "domain.pairs is not set" for k in ("04", "05", "06")}
+    lab07 = steps[-1].cfg
+    assert sorted(lab07.inputs) == ["lora", "pretrained", "qlora", "sft"]
+    assert all(s.folder.parent.name.startswith("own-") for s in steps)
+
+
+def test_a_users_long_answers_run_through_lab_02_and_are_counted(tmp_path):
+    """A user's Alpaca JSON with long open-ended answers and a repeated record, no corpus and no pairs: `lab run 07`
+    runs 01 (which passes SmolLM2 on), 02 and 03 first (not the skipped 04-06), and ranks what exists."""
+    records = [{"instruction": f"Describe step {i} of repotting a plant in detail.", "input": "",
+                "output": " ".join(["Loosen the root ball gently and keep the soil moist."] * 12)} for i in range(24)]
+    f = tmp_path / "alpaca.json"
+    f.write_text(json.dumps(records + records[:2]))
+    said = []
+    out = running.run(["07"], ["profile=smoke", "domain=own", f"domain.instructions={f}", "sft.max_length=64"],
+                      tmp_path / "runs", progress=False, echo=said.append)
+    assert [(r["lab"], r["status"]) for r in out] == [("01", "ran"), ("02", "ran"), ("03", "ran"), ("07", "ran")]
+    assert sum("runs first: lab 07 needs" in s for s in said) == 3
+    lab02 = next((tmp_path / "runs" / "smoke").glob("own-*/02_sft"))
+    metrics = json.loads((lab02 / "metrics.json").read_text())
+    assert metrics["truncated"] > 0 and metrics["duplicates"] == 2 and metrics["nll"] < metrics["nll_before"]
+    cells = json.loads((lab02 / "notebook.ipynb").read_text())["cells"]
+    printed = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
+    assert "examples truncated" in printed and "exact match" not in printed and "gold" not in printed
+    board = (lab02.parent / "07_evaluation" / "artifacts" / "leaderboard.csv").read_text().splitlines()
+    assert board[0] == "checkpoint,nll,bits_per_byte,length" and len(board) == 5  # pretrained, sft, lora, qlora
