@@ -113,7 +113,7 @@ def batch(keys: Sequence[str], overrides: Sequence[str], out: str | Path, worker
     for i, r in enumerate(rows):
         r["run"] = i
         echo(f"  [{i}] {r['overrides']}: {r['status']} {r['message']}".rstrip())
-    write_summary(rows, out, metric)
+    write_summary(rows, out, metric, running.find_lab(keys[-1]))
     return rows
 
 
@@ -132,9 +132,15 @@ def _submitit(keys, points, roots, out: Path, workers: int, launcher: str, slurm
     return rows
 
 
-def write_summary(rows: Sequence[dict], out: Path, metric: str | None = None) -> None:
-    """One table of every run: its overrides, status, failing cell and numeric metrics (CSV, Markdown, plot)."""
-    metric_keys = sorted({k for r in rows for k, v in r["metrics"].items() if isinstance(v, (int, float))})
+def write_summary(rows: Sequence[dict], out: Path, metric: str | None = None,
+                  lab: running.LabSpec | None = None) -> None:
+    """One table of every run: its overrides, status, failing cell and numeric metrics (CSV, Markdown, plot),
+    best first by ``metric`` or the lab's headline metric; the headline metrics are the first columns."""
+    numeric = {k for r in rows for k, v in r["metrics"].items() if isinstance(v, (int, float))}
+    if lab is not None:
+        metric, rows = running.ranked(rows, lab, metric, key=lambda r: r["metrics"])
+    first = ([metric] if metric in numeric else []) + [m for m in (lab.headline if lab else []) if m in numeric]
+    metric_keys = list(dict.fromkeys(first)) + sorted(numeric - set(first))
     cols = ["run", "overrides", "status", "message", "seconds", *metric_keys]
     out.mkdir(parents=True, exist_ok=True)
     with (out / "summary.csv").open("w", newline="") as f:

@@ -9,6 +9,8 @@
     lab release [LAB ...] [--out DIR] student notebooks: solutions stubbed, outputs cleared (default release/)
     lab grade LAB SUBMISSIONS [overrides] [--out DIR] [--workers N] [--timeout S] [--memory GB]
                                       run every submitted notebook headlessly and write a gradebook
+    lab grade CLASS [overrides] [...] a class folder (one sub-folder per student, any labs): every lab's
+                                      gradebook, the course gradebook and one feedback file per student
     lab batch LAB ... GRID [--out DIR] [--workers N] [--launcher local|submitit-local|slurm] [--metric KEY]
                                       run labs over a grid (Hydra multirun: lora.r=4,8,16 seed=0,1), one table
 
@@ -34,10 +36,12 @@ def _split(items):
 def cmd_list(args) -> None:
     _, overrides = _split(args.items)
     rows = running.status(overrides, args.runs)
-    print(f"{'lab':<4} {'name':<14} {'status':<8} {'consumes':<12} {'produces':<12} key metrics  (profile {rows[0]['profile']})")
+    print(f"{'lab':<4} {'name':<14} {'status':<8} {'consumes':<12} {'produces':<12} headline metrics  "
+          f"(profile {rows[0]['profile']})")
+    track = running.track_of(overrides)
     for r in rows:
         m = r["metrics"]
-        keys = [k for k in ("val_loss", "val_ppl") if k in m]
+        keys = [k for k in running.find_lab(r["id"], track).headline if isinstance(m.get(k), (int, float))]
         shown = "  ".join(f"{k}={m[k]:.3g}" for k in keys)
         print(f"{r['id']:<4} {r['name']:<14} {r['status']:<8} {r['consumes']:<12} {r['produces']:<12} {shown}")
 
@@ -92,10 +96,15 @@ def cmd_grade(args) -> None:
     from . import grading
 
     labs, overrides = _split(args.items)
+    limits = dict(workers=args.workers, timeout_s=args.timeout, memory_gb=args.memory, runs_root=args.runs)
+    if len(labs) == 1 and Path(labs[0]).is_dir():  # a class folder: one sub-folder per student, any labs
+        book = grading.grade_class(labs[0], args.out, overrides, **limits)
+        print(f"course gradebook: {book} and {book.with_suffix('.md')}; feedback: {Path(args.out) / 'feedback'}/")
+        return
     if len(labs) != 2:
-        raise running.RunError("lab grade takes a lab and a folder of submissions, e.g. `lab grade 04 submissions/`")
-    book = grading.grade(labs[1], labs[0], args.out, overrides, workers=args.workers, timeout_s=args.timeout,
-                         memory_gb=args.memory, runs_root=args.runs)
+        raise running.RunError("lab grade takes a lab and a folder of submissions, e.g. `lab grade 04 submissions/`, "
+                               "or a class folder with one sub-folder per student, e.g. `lab grade class/`")
+    book = grading.grade(labs[1], labs[0], args.out, overrides, **limits)
     print(f"gradebook: {book} and {book.with_suffix('.md')}")
 
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import List
 
-from .exercises import BEGIN, END, EXERCISE_TAG, RESULTS_ENV
+from .exercises import BEGIN, END, EXERCISE_TAG
 from .running import RunError
 
 STUB = 'raise NotImplementedError("exercise: write this part")'
@@ -21,6 +21,129 @@ STUB = 'raise NotImplementedError("exercise: write this part")'
 
 class GradingError(RunError):
     """A notebook or folder that cannot be released or graded, worded as one line."""
+
+
+# --------------------------------------------------------------------------------------------
+# The grader's own verdict: the student's definitions in a fresh process, the checks in the grader's
+# --------------------------------------------------------------------------------------------
+PRELUDE = "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
+_CHECK_CALL = re.compile(r"exercises\.check\(\s*[\"']([^\"']+)[\"']\s*,\s*([A-Za-z_]\w*)\s*\)")
+
+
+def exercise_calls(nb) -> List[tuple]:
+    """``(exercise, function name)`` of each ``exercises.check("NAME", function)`` call in a notebook, in order."""
+    return [m for c in nb.cells if c.cell_type == "code" for m in _CHECK_CALL.findall(c.source)]
+
+
+def _detached(x):
+    import torch
+
+    if torch.is_tensor(x):
+        return x.detach()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_detached(v) for v in x)
+    return x
+
+
+def _student_side(conn, sources: List[str], memory_gb: float) -> None:
+    """The child process: define the student's exercise cells, then answer calls -- each under lablib's profiler,
+    which flags a call into the exercise's reference -- until told to stop. Nothing here decides a verdict."""
+    import resource
+
+    limit = int(memory_gb * 2 ** 30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from . import exercises
+
+    scope: dict = {}
+    exec(PRELUDE, scope)
+    errors = []
+    for i, source in enumerate(sources):
+        try:
+            exec(compile(source, f"<exercise cell {i + 1}>", "exec"), scope)
+        except BaseException as exc:  # a cell that fails to define is reported with the call that needs it
+            errors.append(f"{type(exc).__name__}: {str(exc).strip()[:120]}")
+    while (msg := conn.recv()) is not None:
+        func, name, args = msg
+        try:
+            if not callable(scope.get(func)):
+                raise NameError(f"the exercise cells define no function {func}"
+                                + (f" (a cell failed: {errors[0]})" if errors else ""))
+            out = exercises.watched(scope[func], name)(*args)
+            conn.send(("ok", _detached(out), _detached(args)))
+        except exercises.Borrowed as exc:
+            conn.send(("borrowed", str(exc), _detached(args)))
+        except NotImplementedError:
+            conn.send(("not implemented", "", _detached(args)))
+        except BaseException as exc:  # anything the student's code raises goes back as its type and message
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            conn.send(("error", f"{type(exc).__name__}: {first}"[:300], _detached(args)))
+
+
+class _Remote:
+    """The student's function, living in the child process: a call sends the arguments there and brings back the
+    result, and the arguments as the function left them (so the checks still see an in-place change)."""
+
+    def __init__(self, conn, func: str, name: str, timeout_s: float):
+        self.conn, self.func, self.name, self.timeout_s = conn, func, name, timeout_s
+
+    def __call__(self, *args):
+        import torch
+
+        from .exercises import StudentError
+
+        try:
+            self.conn.send((self.func, self.name, args))
+            if not self.conn.poll(self.timeout_s):
+                raise StudentError(f"no answer within {self.timeout_s:g} s")
+            status, payload, after = self.conn.recv()
+        except (EOFError, OSError, BrokenPipeError):
+            raise StudentError("the process running the exercise died (its memory limit?)") from None
+        for a, b in zip(args, after):
+            if torch.is_tensor(a) and not torch.equal(a, b):
+                with torch.no_grad():
+                    a.copy_(b)
+            elif isinstance(a, list) and a != b:
+                a[:] = b
+        if status == "ok":
+            return payload
+        if status == "borrowed":
+            raise AssertionError(payload)
+        if status == "not implemented":
+            raise NotImplementedError
+        raise StudentError(payload)
+
+
+def recheck(notebook: str | Path, calls: List[tuple], timeout_s: float = 60, memory_gb: float = 4.0) -> dict:
+    """The grader's verdict on each exercise of ``calls`` (``(exercise, function name)``, from the released lab):
+    the submission's ``exercise`` cells are defined in a fresh process, and every check runs here, in the
+    grader's, calling into that process. What the student's kernel printed, or wrote, counts for nothing; their
+    code can neither patch the checks nor forge a result. Returns ``{exercise: "pass" | "fail: why"}``."""
+    import multiprocessing as mp
+
+    import nbformat
+
+    from . import exercises
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    sources = [c.source for c in nb.cells if c.cell_type == "code" and EXERCISE_TAG in c.metadata.get("tags", [])]
+    ctx = mp.get_context("spawn")
+    mine, theirs = ctx.Pipe()
+    proc = ctx.Process(target=_student_side, args=(theirs, sources, memory_gb), daemon=True)
+    proc.start()
+    results = {}
+    try:
+        for name, func in calls:
+            ok, why = exercises.verdict(name, _Remote(mine, func, name, timeout_s), watch=False)
+            results[name] = "pass" if ok else f"fail: {why}"
+    finally:
+        try:
+            mine.send(None)
+        except (OSError, BrokenPipeError):
+            pass
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+    return results
 
 
 # --------------------------------------------------------------------------------------------
@@ -48,8 +171,7 @@ def strip_solutions(source: str, where: str = "cell") -> str:
 
 def exercise_names(nb) -> List[str]:
     """The exercise names a notebook checks, in order (from its ``exercises.check("NAME", ...)`` calls)."""
-    return [m for c in nb.cells if c.cell_type == "code"
-            for m in re.findall(r"exercises\.check\(\s*[\"']([^\"']+)[\"']", c.source)]
+    return [name for name, _ in exercise_calls(nb)]
 
 
 def release(src: str | Path, dst: str | Path) -> dict:
@@ -109,9 +231,10 @@ def inspect(path: Path, lab_id: str) -> str:
 
 
 def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: List[str], timeout_s: float,
-            memory_gb: float, workers: int = 1) -> dict:
+            memory_gb: float, workers: int = 1, calls: List[tuple] = ()) -> dict:
     """Execute one submission headlessly (papermill, in a child process with a memory limit and a timeout) in
-    its own folder ``work``; return its entry: status, message, each exercise's result and the lab's metrics."""
+    its own folder ``work``; return its entry: status, message, each exercise's verdict (:func:`recheck`, on the
+    exercises ``calls`` of the released lab) and the lab's metrics."""
     import shutil
     import subprocess
     import sys
@@ -128,8 +251,7 @@ def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: Lis
     work.mkdir(parents=True)
     submission = work / "submission.ipynb"
     shutil.copyfile(path, submission)  # the submitted file itself is only ever read
-    results = work / "checks.jsonl"
-    env = {**os.environ, RESULTS_ENV: str(results), "JUPYTER_RUNTIME_DIR": str(work / ".jupyter"),
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(work / ".jupyter"),
            "MPLBACKEND": "Agg", **running.worker_env(workers)}
     cmd = [sys.executable, "-m", "lablib.grading", str(submission), str(work / "executed.ipynb"), str(work / "run"),
            str(runs_root), json.dumps(overrides), str(memory_gb)]
@@ -146,10 +268,7 @@ def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: Lis
     if status == "crashed" and re.search(r"MemoryError|[Cc]an(no|')t allocate memory", out):
         status, message = "memory", f"ran out of its {memory_gb:g} GB memory limit ({message})"
     entry.update(status=status, message=message, seconds=round(time.perf_counter() - start, 1))
-    if results.exists():
-        for line in results.read_text().splitlines():
-            r = json.loads(line)
-            entry["checks"][r["exercise"]] = "pass" if r["passed"] else f"fail: {r['message']}"
+    entry["checks"] = recheck(path, list(calls), timeout_s=min(timeout_s, 120), memory_gb=memory_gb)
     metrics = work / "run" / "metrics.json"
     if metrics.exists():
         entry["metrics"] = json.loads(metrics.read_text())
@@ -239,7 +358,8 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
         running.run(ups, overrides, root, progress=False, echo=lambda *_: None)
     import nbformat
 
-    names = exercise_names(nbformat.read(str(solution or lab.notebook_path), as_version=4))
+    calls = exercise_calls(nbformat.read(str(solution or lab.notebook_path), as_version=4))
+    names = [name for name, _ in calls]
     out = Path(out).resolve()  # each submission runs with its own folder as working directory
     out.mkdir(parents=True, exist_ok=True)
     book = out / "gradebook.csv"
@@ -249,7 +369,7 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     echo(f"lab {lab.id}: {len(files)} submissions, {len(done)} already graded, {len(todo)} to go ({workers} at a time)")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(run_one, p, lab.id, out / "work" / p.stem, root, overrides, timeout_s, memory_gb,
-                               workers): p
+                               workers, calls): p
                    for p in todo}
         for fut in as_completed(futures):
             e = fut.result()
@@ -275,6 +395,112 @@ def write_markdown(book: Path, dst: Path) -> Path:
     lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
     dst.write_text("\n".join(lines) + "\n")
     return dst
+
+
+# --------------------------------------------------------------------------------------------
+# A whole class: one folder per student, any labs in it
+# --------------------------------------------------------------------------------------------
+def _code(path: Path) -> str:
+    """A notebook's code cells as text ('' if it is not a readable notebook)."""
+    try:
+        cells = json.loads(path.read_text(errors="replace"))["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c.get("cell_type") == "code")
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+def class_submissions(folder: Path) -> dict:
+    """``{lab id: {student: notebook}}`` from a class folder holding one sub-folder per student; a notebook's lab
+    is the one its ``lablib.start("NN", ...)`` call names. Anything else is listed under lab ``"?"``."""
+    if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
+        raise GradingError(f"{folder}: not a class folder (one sub-folder per student)")
+    out: dict = {}
+    for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for path in sorted(p for p in student.iterdir() if p.is_file() and not p.name.startswith(".")):
+            labs = sorted(set(_START.findall(_code(path)))) if path.suffix == ".ipynb" else []
+            lab = labs[0] if len(labs) == 1 else "?"
+            if student.name in out.setdefault(lab, {}):
+                raise GradingError(f"{student}: two notebooks of lab {lab} ({out[lab][student.name].name}, {path.name})")
+            out[lab][student.name] = path
+    return out
+
+
+def grade_class(folder: str | Path, out: str | Path, overrides=(), echo=print, **kwargs) -> Path:
+    """Grade a class folder (:func:`class_submissions`) lab by lab with :func:`grade` (each lab's gradebook in
+    ``out/labs/NN``, resumable), then write the course gradebook -- ``out/course.csv`` and ``course.md``, one row
+    per student, one column per exercise, with totals -- and ``out/feedback/<student>.md``, what failed and why
+    and each lab's headline metrics, ready to send back. Returns the course CSV's path."""
+    import shutil
+
+    from . import running
+
+    by_lab = class_submissions(Path(folder))
+    out = Path(out).resolve()
+    books = {}
+    for lab_id in sorted(k for k in by_lab if k != "?"):
+        lab = running.find_lab(lab_id)
+        staged = out / "labs" / lab_id / "submissions"  # the student's name as the file name; the file is copied
+        staged.mkdir(parents=True, exist_ok=True)
+        for student, path in by_lab[lab_id].items():
+            if not (staged / f"{student}.ipynb").exists():
+                shutil.copyfile(path, staged / f"{student}.ipynb")
+        echo(f"lab {lab_id} ({lab.name}): {len(by_lab[lab_id])} students")
+        books[lab_id] = grade(staged, lab_id, out / "labs" / lab_id, overrides, echo=echo, **kwargs)
+    students = sorted({s for subs in by_lab.values() for s in subs})
+    return write_course(books, students, by_lab.get("?", {}), out)
+
+
+def _course_rows(books: dict, students: list) -> tuple:
+    """``(exercise columns, {student: {column: verdict}}, {student: {lab: gradebook row}})`` of the labs' books."""
+    import csv
+
+    from . import running
+
+    columns, table, entries = [], {s: {} for s in students}, {s: {} for s in students}
+    for lab_id, book in books.items():
+        rows = list(csv.DictReader(book.open()))
+        names = [c for c in (rows[0] if rows else {}) if c not in GRADEBOOK_FIXED + ["metrics"]]
+        columns += names
+        _, rows = running.ranked(rows, running.find_lab(lab_id), key=lambda r: json.loads(r["metrics"] or "{}"))
+        for r in rows:
+            entries[r["student"]][lab_id] = r
+            table[r["student"]].update({n: r[n] for n in names})
+    return columns, table, entries
+
+
+def write_course(books: dict, students: list, unknown: dict, out: Path) -> Path:
+    """The course gradebook and one feedback file per student (see :func:`grade_class`)."""
+    import csv
+
+    from . import running
+
+    columns, table, entries = _course_rows(books, students)
+    course = out / "course.csv"
+    with course.open("w", newline="") as f:
+        w = csv.DictWriter(f, ["student", *columns, "passed", "total"])
+        w.writeheader()
+        for s in students:
+            verdicts = [table[s].get(c, "not submitted") for c in columns]
+            w.writerow({"student": s, **dict(zip(columns, verdicts)), "passed": sum(v == "pass" for v in verdicts),
+                        "total": len(columns)})
+    write_markdown(course, out / "course.md")
+    (out / "feedback").mkdir(exist_ok=True)
+    for s in students:
+        lines = [f"# Feedback for {s}", ""]
+        for lab_id, book in books.items():
+            lab, e = running.find_lab(lab_id), entries[s].get(lab_id)
+            if e is None:
+                lines += [f"## Lab {lab_id} ({lab.title})", "", "Not submitted.", ""]
+                continue
+            metrics = json.loads(e["metrics"] or "{}")
+            shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in lab.headline if isinstance(metrics.get(k), (int, float)))
+            lines += [f"## Lab {lab_id} ({lab.title})", "", f"Run: {e['status']}" + (f" -- {e['message']}" if e["message"]
+                                                                                     else ""), ""]
+            lines += [f"- {n}: {e[n]}" for n in e if n not in GRADEBOOK_FIXED + ["metrics"]]
+            lines += ["", f"Headline metrics: {shown}." if shown else "No metrics (the lab did not finish).", ""]
+        lines += [f"Not graded: {p.name} (no single lab in it)." for who, p in unknown.items() if who == s]
+        (out / "feedback" / f"{s}.md").write_text("\n".join(lines).rstrip() + "\n")
+    return course
 
 
 if __name__ == "__main__":

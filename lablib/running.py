@@ -46,6 +46,8 @@ class LabSpec:
     consumes: Dict[str, str] = field(default_factory=dict)  # input name -> "LAB_ID/ARTIFACT"
     produces: List[str] = field(default_factory=list)
     requires: Optional[str] = None  # a config key that must be set, else the lab is skipped (an optional stage)
+    headline: List[str] = field(default_factory=list)  # the metrics batches and gradebooks show and sort by
+    better: str = "lower"  # which way the first headline metric improves: lower | higher
     track: str = "numbers"
 
     @property
@@ -100,6 +102,8 @@ def _check_track(path: Path, labs: List[LabSpec]) -> List[LabSpec]:
     for lab in labs:
         if lab.id in seen:
             raise RunError(f"{path}: lab id {lab.id!r} appears twice")
+        if lab.better not in ("lower", "higher"):
+            raise RunError(f"{path}: lab {lab.id}: better={lab.better!r} must be lower or higher")
         for name, ref in lab.consumes.items():
             up_id, _, artifact = ref.partition("/")
             if up_id not in seen or artifact not in seen[up_id].produces:
@@ -129,6 +133,19 @@ def with_upstream(keys: Sequence[str], track: str = "numbers") -> List[str]:
         lab = next(x for x in labs if x.id == lab_id)
         frontier |= {ref.partition("/")[0] for ref in lab.consumes.values()} - ids
     return [lab.id for lab in labs if lab.id in ids]
+
+
+def ranked(rows: Sequence[dict], lab: LabSpec, metric: Optional[str] = None, key=lambda r: r) -> tuple:
+    """``(metric, rows best first)``: ``metric`` or else the lab's first headline metric that the rows have
+    (``key(row)`` gives a row's metrics), sorted the way the lab's ``better`` says; rows without it come last.
+    The metric is None when no row has one."""
+    have = {k for r in rows for k, v in key(r).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    chosen = metric if metric in have else next((m for m in lab.headline if m in have), None)
+    if chosen is None:
+        return None, list(rows)
+    sign = 1 if lab.better == "lower" else -1
+    scored = [r for r in rows if isinstance(key(r).get(chosen), (int, float))]
+    return chosen, sorted(scored, key=lambda r: sign * key(r)[chosen]) + [r for r in rows if r not in scored]
 
 
 # --------------------------------------------------------------------------------------------

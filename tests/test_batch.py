@@ -42,6 +42,19 @@ def test_a_failed_run_is_named_with_its_cell_and_the_others_finish(tmp_path, run
     assert "failed in cell" in rows[0]["message"] and "need at least 2 examples" in rows[0]["message"]
     assert rows[1]["metrics"]["val_loss"] > 0
     table = list(csv.DictReader((out / "summary.csv").open()))
-    assert [t["overrides"] for t in table] == ["data.n_docs=1 profile=smoke", "data.n_docs=400 profile=smoke"]
-    assert table[0]["val_loss"] == "" and float(table[1]["val_loss"]) > 0
+    assert [t["overrides"] for t in table] == ["data.n_docs=400 profile=smoke", "data.n_docs=1 profile=smoke"]
+    assert float(table[0]["val_loss"]) > 0 and table[1]["val_loss"] == ""  # best first; no metric, last
     assert (out / "summary.md").exists() and (out / "summary.png").exists()
+
+
+@pytest.mark.parametrize("lab_id,worse,better", [("01", {"val_loss": 2.0}, {"val_loss": 1.0}),
+                                                 ("05", {"gold_reward": 0.4}, {"gold_reward": 0.9})])
+def test_a_summary_shows_and_sorts_by_the_labs_headline_metric(lab_id, worse, better, tmp_path):
+    """Not by the first metric alphabetically (`params`, the same at every point of a learning-rate grid)."""
+    lab = running.find_lab(lab_id)
+    rows = [{"run": i, "overrides": f"train.lr={lr}", "status": "ok", "message": "", "seconds": 1.0,
+             "metrics": {"params": 123, "aaa": 0.5, **m}} for i, (lr, m) in enumerate([(1e-3, worse), (3e-3, better)])]
+    batch.write_summary(rows, tmp_path, lab=lab)
+    table = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert list(table[0])[5] == lab.headline[0] and table[0]["overrides"] == "train.lr=0.003"
+    assert running.ranked(rows, lab, key=lambda r: r["metrics"])[0] == lab.headline[0]

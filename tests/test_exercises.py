@@ -1,5 +1,7 @@
 """Exercises: solutions pass their checks, releases fail them, wrong answers are told what is wrong, and lablib's
 own function handed in does not pass."""
+import inspect
+
 import nbformat
 import pytest
 import torch
@@ -89,6 +91,98 @@ def test_a_wrong_answer_says_why(capsys):
 def test_handing_in_lablibs_own_function_does_not_pass(name, ours, capsys):
     assert not exercises.check(name, ours)
     assert "lablib's own" in capsys.readouterr().out
+
+
+# exercise -> (module, attribute path of a reference, how a solution with the exercise's signature calls it)
+def _lora_layer(x, W, A, B, alpha):
+    import peft
+
+    layer = peft.get_peft_model(torch.nn.Sequential(torch.nn.Linear(W.shape[1], W.shape[0], bias=False)),
+                                peft.LoraConfig(r=A.shape[0], lora_alpha=alpha, target_modules=["0"])).base_model.model[0]
+    with torch.no_grad():
+        layer.base_layer.weight.copy_(W), layer.lora_A["default"].weight.copy_(A), layer.lora_B["default"].weight.copy_(B)
+    return layer
+
+
+REFERENCE_CALLS = {
+    "01.next_token_loss": ("transformers.loss.loss_utils", "ForCausalLMLoss",
+                           lambda ref: lambda logits, ids: ref(logits, ids, logits.shape[-1])),
+    "02.mask_prompt": ("trl.trainer.sft_trainer", "DataCollatorForLanguageModeling",
+                       lambda ref: lambda ids, lens, att: ref(pad_token_id=0)([{"input_ids": r.tolist()} for r in ids])["labels"]),
+    "03.lora_forward": ("peft.tuners.lora.layer", "Linear.forward",
+                        lambda ref: lambda x, W, A, B, alpha: ref(_lora_layer(x, W, A, B, alpha), x)),
+    "04.bt_loss": ("lablib.reward", "bt_loss", lambda ref: lambda c, r: ref(c, r)),
+    "05.gae": ("lablib.ppo", "gae", lambda ref: lambda *a: ref(*a)),
+    "06.select": ("lablib.raft", "select", lambda ref: lambda responses, scores, k: ref(responses, scores, k)),
+    "07.response_nll": ("lablib.evaluation", "response_nll", lambda ref: lambda logits, ids, n: ref(None, None, [], [])),
+}
+# a trainer (or model) method that computes the same thing, called the way a student might
+METHOD_CALLS = {
+    "04.bt_loss": ("trl", "RewardTrainer.compute_loss", lambda ref: lambda c, r: ref(object(), None, {})),
+    "05.gae": ("lablib.ppo", "PPO.step", lambda ref: lambda *a: ref(object(), [])),
+    "06.select": ("lablib.raft", "RAFT.iteration", lambda ref: lambda responses, scores, k: ref(object(), [])),
+}
+
+
+def _resolve(module: str, attr: str):
+    import importlib
+
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def test_every_exercise_names_its_references_and_they_exist():
+    assert set(exercises.REFERENCES) == set(exercises.CHECKS) == set(REFERENCE_CALLS)
+    for name, refs in exercises.REFERENCES.items():
+        for file, qualname in refs:
+            module = file[:-3].replace("/", ".")
+            obj = inspect.unwrap(_resolve(module, qualname))  # torch.no_grad wraps some
+            assert obj.__code__.co_filename.endswith(file) and obj.__code__.co_qualname == qualname, (name, file)
+
+
+def _borrowing(name: str, how: str):
+    """A solution of exercise ``name`` that reaches a reference in the way ``how``."""
+    import functools
+    import importlib
+
+    module, attr, call = (METHOD_CALLS if how == "method" else REFERENCE_CALLS)[name]
+    ref = _resolve(module, attr)
+    if how == "partial":
+        return call(functools.partial(ref))
+    if how == "importlib":
+        return call(functools.reduce(getattr, attr.split("."), importlib.import_module(module)))
+    if how == "wrapper":
+        inner = call(ref)
+
+        def solution(*args):
+            return inner(*args)
+        return solution
+    if how == "alias":
+        my_function = ref  # bound before the check arms anything: attribute swapping would miss it
+        return call(my_function)
+    return call(ref)
+
+
+@pytest.mark.parametrize("how", ["direct", "wrapper", "partial", "alias", "importlib", "method"])
+@pytest.mark.parametrize("name", sorted(REFERENCE_CALLS))
+def test_a_solution_that_borrows_the_reference_fails_and_says_so(name, how, capsys):
+    if how == "method" and name not in METHOD_CALLS:
+        pytest.skip(f"{name} has no trainer method that computes it")
+    assert not exercises.check(name, _borrowing(name, how))
+    out = capsys.readouterr().out
+    assert out.startswith(f"FAIL {name}: calls ") and " own " in out, out
+
+
+def test_a_solution_that_switches_the_profiler_off_fails():
+    import sys
+
+    def sneaky(c, r):
+        sys.setprofile(None)
+        return reward.bt_loss(c, r)
+
+    assert not exercises.check("04.bt_loss", sneaky)
 
 
 @pytest.mark.parametrize("lab_key", ["01", "02", "03", "04", "05", "06", "07"])

@@ -99,7 +99,70 @@ def test_a_class_is_graded_in_parallel_with_an_entry_for_every_submission(tmp_pa
     assert len(list(csv.DictReader(book.open()))) == 9
 
 
+WRONG = "def bt_loss(r_chosen, r_rejected):\n    return (r_rejected - r_chosen).mean()\n"
+FORGERIES = {
+    # a wrong answer whose cell patches the checks, the check function and torch's comparison at definition time
+    "patches": WRONG + ("from lablib import exercises\nexercises.CHECKS['04.bt_loss'] = lambda fn: None\n"
+                        "exercises.verdict = lambda *a, **k: (True, '')\ntorch.allclose = lambda *a, **k: True\n"),
+    # a wrong answer that prints the PASS line itself
+    "prints": WRONG + "print('PASS 04.bt_loss')\n",
+    # lablib's own function, bound to another name before any check runs
+    "borrows": "from lablib.reward import bt_loss as _mine\n\ndef bt_loss(r_chosen, r_rejected):\n"
+               "    return _mine(r_chosen, r_rejected)\n",
+}
+
+
+@pytest.mark.parametrize("how", sorted(FORGERIES))
+def test_the_graders_verdict_cannot_be_forged_from_the_students_code(how, tmp_path):
+    nb = lab_notebook(FORGERIES[how])
+    nbformat.write(nb, str(tmp_path / "sub.ipynb"))
+    verdict = grading.recheck(tmp_path / "sub.ipynb", [("04.bt_loss", "bt_loss")])["04.bt_loss"]
+    assert verdict.startswith("fail: "), verdict
+    if how == "borrows":
+        assert verdict.startswith("fail: calls lablib's own reward.bt_loss"), verdict
+
+
+def test_the_graders_verdict_passes_an_honest_answer_and_names_a_missing_one(tmp_path):
+    nbformat.write(lab_notebook(SOLUTIONS["04.bt_loss"]), str(tmp_path / "ok.ipynb"))
+    assert grading.recheck(tmp_path / "ok.ipynb", [("04.bt_loss", "bt_loss")]) == {"04.bt_loss": "pass"}
+    assert grading.recheck(tmp_path / "ok.ipynb", [("05.gae", "gae")])["05.gae"].startswith(
+        "fail: NameError: the exercise cells define no function gae")
+
+
 def test_an_empty_folder_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(grading.GradingError, match="no submissions"):
         grading.grade(tmp_path / "empty", "01", tmp_path / "out")
+
+
+NEXT_TOKEN = ("def next_token_loss(logits, input_ids):\n    v = logits.shape[-1]\n"
+              "    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, v), input_ids[:, 1:].reshape(-1))\n")
+
+
+def test_a_class_folder_gets_a_course_gradebook_and_feedback_per_student(tmp_path, runs_root):
+    """One sub-folder per student: the lab of each notebook is found from its code; one table student x exercise
+    with totals, and a feedback file per student that says what failed and why, with the lab's metrics."""
+    cls = tmp_path / "class"
+    for student, source in (("ada", NEXT_TOKEN), ("bob", NEXT_TOKEN.replace("[:, :-1]", "").replace("[:, 1:]", "")),
+                            ("cy", "from transformers.loss.loss_utils import ForCausalLMLoss as L\n\n"
+                                   "def next_token_loss(logits, input_ids):\n"
+                                   "    return L(logits, input_ids, logits.shape[-1])\n")):
+        (cls / student).mkdir(parents=True)
+        nb = lab_notebook(source)
+        nb.cells[4].source = 'exercises.check("01.next_token_loss", next_token_loss)'
+        nbformat.write(nb, str(cls / student / "my_lab.ipynb"))
+    (cls / "dee").mkdir()
+    (cls / "dee" / "notes.txt").write_text("no notebook")
+    out = tmp_path / "grades"
+    course = grading.grade_class(cls, out, ["profile=smoke"], workers=2, timeout_s=60, runs_root=runs_root,
+                                 echo=lambda *_: None)
+    rows = {r["student"]: r for r in csv.DictReader(course.open())}
+    assert rows["ada"]["01.next_token_loss"] == "pass" and rows["ada"]["passed"] == "1" and rows["ada"]["total"] == "1"
+    assert rows["bob"]["01.next_token_loss"].startswith("fail: the logits at position t must predict")
+    assert rows["cy"]["01.next_token_loss"].startswith("fail: calls transformers' own ForCausalLMLoss")
+    assert rows["dee"]["01.next_token_loss"] == "not submitted" and rows["dee"]["passed"] == "0"
+    ada = (out / "feedback" / "ada.md").read_text()
+    assert "## Lab 01" in ada and "01.next_token_loss: pass" in ada and "Run: ok" in ada
+    assert "fail: the logits" in (out / "feedback" / "bob.md").read_text()
+    assert "Not graded: notes.txt" in (out / "feedback" / "dee.md").read_text()
+    assert (out / "course.md").exists() and (out / "labs" / "01" / "gradebook.csv").exists()
