@@ -117,19 +117,27 @@ def batch(keys: Sequence[str], overrides: Sequence[str], out: str | Path, worker
     return rows
 
 
-def _submitit(keys, points, roots, out: Path, workers: int, launcher: str, slurm: dict) -> List[dict]:
+def submit(fn, calls: Sequence[tuple], folder: Path, launcher: str, workers: int, params: dict | None = None):
+    """``fn(*args)`` for each ``args`` of ``calls`` as submitit jobs (``submitit-local``: processes here; ``slurm``:
+    a cluster), at most ``workers`` at a time (the local executor has no limit of its own); yields each result as
+    its chunk finishes. ``params`` are the executor's (``timeout_min``, ``mem_gb``, ``slurm_partition`` ...)."""
     import submitit
 
-    executor = submitit.AutoExecutor(folder=str(out / "submitit"), cluster="local" if launcher == "submitit-local"
-                                     else "slurm")
-    executor.update_parameters(timeout_min=int(slurm.pop("timeout_min", 60)), **slurm)
-    rows = []
-    for i in range(0, len(points), max(1, workers)):  # the local executor has no parallelism limit of its own
-        chunk = list(zip(points, roots))[i:i + max(1, workers)]
-        jobs = [executor.submit(run_point, list(keys), point, str(root), 1 if launcher == "slurm" else workers)
-                for point, root in chunk]
-        rows += [job.result() for job in jobs]
-    return rows
+    if launcher not in LAUNCHERS[1:]:
+        raise running.RunError(f"--launcher {launcher}: must be one of {', '.join(LAUNCHERS)}")
+    executor = submitit.AutoExecutor(folder=str(folder), cluster="local" if launcher == "submitit-local" else "slurm")
+    params = dict(params or {})
+    executor.update_parameters(timeout_min=int(params.pop("timeout_min", 60)), **params)
+    calls = list(calls)
+    for i in range(0, len(calls), max(1, workers)):
+        jobs = [executor.submit(fn, *args) for args in calls[i:i + max(1, workers)]]
+        yield from (job.result() for job in jobs)
+
+
+def _submitit(keys, points, roots, out: Path, workers: int, launcher: str, slurm: dict) -> List[dict]:
+    per_run = 1 if launcher == "slurm" else workers
+    return list(submit(run_point, [(list(keys), point, str(root), per_run) for point, root in zip(points, roots)],
+                       out / "submitit", launcher, workers, slurm))
 
 
 def write_summary(rows: Sequence[dict], out: Path, metric: str | None = None,

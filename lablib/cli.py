@@ -7,7 +7,7 @@
     lab goldens [LAB ...]             re-execute labs under `smoke` and store them as nbval goldens
     lab book [overrides]              build the course website from executed labs (default profile=smoke)
     lab release [LAB ...] [--out DIR] student notebooks: solutions stubbed, outputs cleared (default release/)
-    lab grade LAB SUBMISSIONS [overrides] [--out DIR] [--workers N] [--timeout S] [--memory GB]
+    lab grade LAB SUBMISSIONS [overrides] [--out DIR] [--workers N] [--timeout S] [--memory GB] [--launcher L]
                                       run every submitted notebook headlessly and write a gradebook
     lab grade CLASS [overrides] [...] a class folder (one sub-folder per student, any labs): every lab's
                                       gradebook, the course gradebook and one feedback file per student
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import config as config_mod
 from . import running
@@ -96,7 +97,8 @@ def cmd_grade(args) -> None:
     from . import grading
 
     labs, overrides = _split(args.items)
-    limits = dict(workers=args.workers, timeout_s=args.timeout, memory_gb=args.memory, runs_root=args.runs)
+    limits = dict(workers=args.workers, timeout_s=args.timeout, memory_gb=args.memory, runs_root=args.runs,
+                  sandbox=False if args.no_sandbox else None, launcher=args.launcher)
     if len(labs) == 1 and Path(labs[0]).is_dir():  # a class folder: one sub-folder per student, any labs
         book = grading.grade_class(labs[0], args.out, overrides, **limits)
         print(f"course gradebook: {book} and {book.with_suffix('.md')}; feedback: {Path(args.out) / 'feedback'}/")
@@ -140,6 +142,10 @@ def main(argv=None) -> int:
             p.add_argument("--workers", type=int, default=2, help="submissions run at once (default 2)")
             p.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
             p.add_argument("--memory", type=float, default=6.0, help="GB of memory per submission (default 6)")
+            p.add_argument("--launcher", default="local",
+                           help="local | submitit-local | slurm: each submission a job (default local)")
+            p.add_argument("--no-sandbox", action="store_true",
+                           help="run submissions without bubblewrap (default: sandboxed when bwrap is installed)")
         if name == "batch":
             p.add_argument("--out", default="batch", help="output folder (default: batch/)")
             p.add_argument("--workers", type=int, default=2, help="runs at once (default 2)")

@@ -24,6 +24,36 @@ class GradingError(RunError):
 
 
 # --------------------------------------------------------------------------------------------
+# The sandbox: what a submission's code can see
+# --------------------------------------------------------------------------------------------
+def sandbox_available() -> bool:
+    import shutil
+
+    return shutil.which("bwrap") is not None
+
+
+def sandboxed(cmd: List[str], writable: List[Path], readable: List[Path] = ()) -> List[str]:
+    """``cmd`` inside bubblewrap (Debian's ``bubblewrap``): no network (a private loopback only), a private
+    ``/tmp``, the system and the Python installation read-only, of the kit only ``lablib/`` and ``conf/``
+    read-only, then ``readable`` read-only and ``writable`` read-write. Everything else -- the solution notebooks
+    in ``labs/``, the course's executed runs, other students' work -- does not exist in there."""
+    import sys
+
+    from . import config, models
+
+    ro = [Path(p) for p in ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc") if Path(p).exists()]
+    ro += [Path(sys.base_prefix), Path(sys.prefix), config.home() / "lablib", config.home() / "conf"]
+    ro += [p for p in (models.cache_dir(),) if p.exists()] + [Path(p) for p in readable]
+    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev",
+            "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    for p in dict.fromkeys(ro):
+        args += ["--ro-bind", str(p), str(p)]
+    for p in writable:
+        args += ["--bind", str(p), str(p)]
+    return args + ["--chdir", str(writable[0]), *cmd]
+
+
+# --------------------------------------------------------------------------------------------
 # The grader's own verdict: the student's definitions in a fresh process, the checks in the grader's
 # --------------------------------------------------------------------------------------------
 PRELUDE = "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
@@ -45,13 +75,36 @@ def _detached(x):
     return x
 
 
-def _student_side(conn, sources: List[str], memory_gb: float) -> None:
+class _Channel:
+    """Two pipe ends carrying plain pickles (not multiprocessing's pickler, whose torch reductions would share
+    tensors through file descriptors and an authenticated side channel the two processes do not share)."""
+
+    def __init__(self, read_fd: int, write_fd: int):
+        from multiprocessing.connection import Connection
+
+        self.inbox, self.outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+
+    def send(self, obj) -> None:
+        import pickle
+
+        self.outbox.send_bytes(pickle.dumps(obj))
+
+    def recv(self):
+        import pickle
+
+        return pickle.loads(self.inbox.recv_bytes())
+
+    def poll(self, timeout: float) -> bool:
+        return self.inbox.poll(timeout)
+
+    def close(self) -> None:
+        self.inbox.close()
+        self.outbox.close()
+
+
+def _student_side(conn, sources: List[str]) -> None:
     """The child process: define the student's exercise cells, then answer calls -- each under lablib's profiler,
     which flags a call into the exercise's reference -- until told to stop. Nothing here decides a verdict."""
-    import resource
-
-    limit = int(memory_gb * 2 ** 30)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from . import exercises
 
     scope: dict = {}
@@ -83,8 +136,8 @@ class _Remote:
     """The student's function, living in the child process: a call sends the arguments there and brings back the
     result, and the arguments as the function left them (so the checks still see an in-place change)."""
 
-    def __init__(self, conn, func: str, name: str, timeout_s: float):
-        self.conn, self.func, self.name, self.timeout_s = conn, func, name, timeout_s
+    def __init__(self, channel: _Channel, func: str, name: str, timeout_s: float):
+        self.channel, self.func, self.name, self.timeout_s = channel, func, name, timeout_s
 
     def __call__(self, *args):
         import torch
@@ -92,10 +145,10 @@ class _Remote:
         from .exercises import StudentError
 
         try:
-            self.conn.send((self.func, self.name, args))
-            if not self.conn.poll(self.timeout_s):
+            self.channel.send((self.func, self.name, args))
+            if not self.channel.poll(self.timeout_s):
                 raise StudentError(f"no answer within {self.timeout_s:g} s")
-            status, payload, after = self.conn.recv()
+            status, payload, after = self.channel.recv()
         except (EOFError, OSError, BrokenPipeError):
             raise StudentError("the process running the exercise died (its memory limit?)") from None
         for a, b in zip(args, after):
@@ -113,12 +166,16 @@ class _Remote:
         raise StudentError(payload)
 
 
-def recheck(notebook: str | Path, calls: List[tuple], timeout_s: float = 60, memory_gb: float = 4.0) -> dict:
+def recheck(notebook: str | Path, calls: List[tuple], timeout_s: float = 60, memory_gb: float = 4.0,
+            sandbox: bool | None = None, work: str | Path | None = None) -> dict:
     """The grader's verdict on each exercise of ``calls`` (``(exercise, function name)``, from the released lab):
-    the submission's ``exercise`` cells are defined in a fresh process, and every check runs here, in the
-    grader's, calling into that process. What the student's kernel printed, or wrote, counts for nothing; their
-    code can neither patch the checks nor forge a result. Returns ``{exercise: "pass" | "fail: why"}``."""
-    import multiprocessing as mp
+    the submission's ``exercise`` cells are defined in a fresh process (in the :func:`sandboxed` sandbox when
+    ``sandbox``, by default when bubblewrap is installed), and every check runs here, in the grader's, calling into
+    that process over a pipe. What the student's kernel printed or wrote counts for nothing; their code can neither
+    patch the checks nor forge a result. Returns ``{exercise: "pass" | "fail: why"}``."""
+    import subprocess
+    import sys
+    import tempfile
 
     import nbformat
 
@@ -126,24 +183,46 @@ def recheck(notebook: str | Path, calls: List[tuple], timeout_s: float = 60, mem
 
     nb = nbformat.read(str(notebook), as_version=4)
     sources = [c.source for c in nb.cells if c.cell_type == "code" and EXERCISE_TAG in c.metadata.get("tags", [])]
-    ctx = mp.get_context("spawn")
-    mine, theirs = ctx.Pipe()
-    proc = ctx.Process(target=_student_side, args=(theirs, sources, memory_gb), daemon=True)
-    proc.start()
+    work = Path(work or tempfile.mkdtemp(prefix="recheck-")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    down, up = os.pipe(), os.pipe()  # grader -> student, student -> grader
+    cmd = [sys.executable, "-m", "lablib.grading", "--student-side", str(down[0]), str(up[1]), str(memory_gb)]
+    if sandbox or (sandbox is None and sandbox_available()):
+        cmd = sandboxed(cmd, [work])
+    proc = subprocess.Popen(cmd, cwd=work, pass_fds=(down[0], up[1]), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    os.close(down[0])
+    os.close(up[1])
+    channel = _Channel(up[0], down[1])
     results = {}
     try:
+        channel.send(sources)
         for name, func in calls:
-            ok, why = exercises.verdict(name, _Remote(mine, func, name, timeout_s), watch=False)
+            ok, why = exercises.verdict(name, _Remote(channel, func, name, timeout_s), watch=False)
             results[name] = "pass" if ok else f"fail: {why}"
     finally:
         try:
-            mine.send(None)
-        except (OSError, BrokenPipeError):
+            channel.send(None)
+        except OSError:
             pass
-        proc.join(5)
-        if proc.is_alive():
-            proc.kill()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        channel.close()
     return results
+
+
+def _serve(read_fd: str, write_fd: str, memory_gb: str) -> int:
+    """``python -m lablib.grading --student-side R W GB``: the child of :func:`recheck`, under a memory limit."""
+    import resource
+
+    limit = int(float(memory_gb) * 2 ** 30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    channel = _Channel(int(read_fd), int(write_fd))
+    _student_side(channel, channel.recv())
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,10 +310,13 @@ def inspect(path: Path, lab_id: str) -> str:
 
 
 def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: List[str], timeout_s: float,
-            memory_gb: float, workers: int = 1, calls: List[tuple] = ()) -> dict:
-    """Execute one submission headlessly (papermill, in a child process with a memory limit and a timeout) in
-    its own folder ``work``; return its entry: status, message, each exercise's verdict (:func:`recheck`, on the
-    exercises ``calls`` of the released lab) and the lab's metrics."""
+            memory_gb: float, workers: int = 1, calls: List[tuple] = (), sandbox: bool | None = None,
+            readable: List[Path] = ()) -> dict:
+    """Execute one submission headlessly (papermill, in a child process with a memory limit and a timeout, in the
+    :func:`sandboxed` sandbox when ``sandbox`` -- by default when bubblewrap is installed) in its own folder
+    ``work``, where ``readable`` (the upstream labs' artifacts) is all it sees of the runs folder; return its
+    entry: status, message, each exercise's verdict (:func:`recheck`, on the exercises ``calls`` of the released
+    lab) and the lab's metrics."""
     import shutil
     import subprocess
     import sys
@@ -251,10 +333,13 @@ def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: Lis
     work.mkdir(parents=True)
     submission = work / "submission.ipynb"
     shutil.copyfile(path, submission)  # the submitted file itself is only ever read
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(work / ".jupyter"),
-           "MPLBACKEND": "Agg", **running.worker_env(workers)}
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(work / ".jupyter"), "HOME": str(work),
+           "MPLCONFIGDIR": str(work / ".matplotlib"), "MPLBACKEND": "Agg", **running.worker_env(workers)}
     cmd = [sys.executable, "-m", "lablib.grading", str(submission), str(work / "executed.ipynb"), str(work / "run"),
            str(runs_root), json.dumps(overrides), str(memory_gb)]
+    sandbox = sandbox_available() if sandbox is None else sandbox
+    if sandbox:
+        cmd = sandboxed(cmd, [work], list(readable))
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -268,7 +353,8 @@ def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: Lis
     if status == "crashed" and re.search(r"MemoryError|[Cc]an(no|')t allocate memory", out):
         status, message = "memory", f"ran out of its {memory_gb:g} GB memory limit ({message})"
     entry.update(status=status, message=message, seconds=round(time.perf_counter() - start, 1))
-    entry["checks"] = recheck(path, list(calls), timeout_s=min(timeout_s, 120), memory_gb=memory_gb)
+    entry["checks"] = recheck(path, list(calls), timeout_s=min(timeout_s, 120), memory_gb=memory_gb,
+                              sandbox=sandbox, work=work / "recheck")
     metrics = work / "run" / "metrics.json"
     if metrics.exists():
         entry["metrics"] = json.loads(metrics.read_text())
@@ -337,13 +423,13 @@ def open_gradebook(book: Path, columns: List[str]) -> set:
 
 def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), workers: int = 2,
           timeout_s: float = 600, memory_gb: float = 6.0, runs_root: str | Path | None = None,
-          solution: str | Path | None = None, echo=print) -> Path:
+          solution: str | Path | None = None, echo=print, sandbox: bool | None = None,
+          launcher: str = "local") -> Path:
     """Grade every file in ``submissions`` as lab ``lab_key``; append each entry to ``out/gradebook.csv`` as it
     finishes (students already there are skipped, so an interrupted batch resumes), then write
     ``out/gradebook.md``. The exercises are those of the lab's solution notebook (or ``solution``).
     Returns the CSV's path."""
     import csv
-    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from . import running
 
@@ -358,6 +444,7 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
         running.run(ups, overrides, root, progress=False, echo=lambda *_: None)
     import nbformat
 
+    readable = [Path(p) for p in running.compose(lab, overrides, root).inputs.values()]  # Hydra: not in threads
     calls = exercise_calls(nbformat.read(str(solution or lab.notebook_path), as_version=4))
     names = [name for name, _ in calls]
     out = Path(out).resolve()  # each submission runs with its own folder as working directory
@@ -367,21 +454,34 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     done = open_gradebook(book, columns)
     todo = [p for p in files if p.stem not in done]
     echo(f"lab {lab.id}: {len(files)} submissions, {len(done)} already graded, {len(todo)} to go ({workers} at a time)")
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(run_one, p, lab.id, out / "work" / p.stem, root, overrides, timeout_s, memory_gb,
-                               workers, calls): p
-                   for p in todo}
-        for fut in as_completed(futures):
-            e = fut.result()
-            row = {"student": e["student"], "status": e["status"], "message": e["message"], "seconds": e["seconds"],
-                   **{n: e["checks"].get(n, "not run") for n in names},
-                   "metrics": json.dumps(e["metrics"], sort_keys=True) if e["metrics"] else ""}
-            with book.open("a", newline="") as f:  # appended as it finishes: an interruption loses nothing
-                csv.DictWriter(f, columns).writerow(row)
-            passed = sum(v == "pass" for v in e["checks"].values())
-            echo(f"  {e['student']}: {e['status']}, {passed}/{len(names)} exercises {e['message']}".rstrip())
+    jobs = [(p, lab.id, out / "work" / p.stem, root, overrides, timeout_s, memory_gb, workers, calls, sandbox,
+             readable) for p in todo]
+    for e in _entries(jobs, launcher, workers, out, timeout_s, memory_gb):
+        row = {"student": e["student"], "status": e["status"], "message": e["message"], "seconds": e["seconds"],
+               **{n: e["checks"].get(n, "not run") for n in names},
+               "metrics": json.dumps(e["metrics"], sort_keys=True) if e["metrics"] else ""}
+        with book.open("a", newline="") as f:  # appended as it finishes: an interruption loses nothing
+            csv.DictWriter(f, columns).writerow(row)
+        passed = sum(v == "pass" for v in e["checks"].values())
+        echo(f"  {e['student']}: {e['status']}, {passed}/{len(names)} exercises {e['message']}".rstrip())
     write_markdown(book, out / "gradebook.md")
     return book
+
+
+def _entries(jobs: List[tuple], launcher: str, workers: int, out: Path, timeout_s: float, memory_gb: float):
+    """:func:`run_one` for each job, as each finishes: threads here (``local``), or submitit jobs
+    (``submitit-local``, ``slurm``) each given the submission's time and memory limits plus a margin."""
+    if launcher == "local":
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            yield from (f.result() for f in as_completed([pool.submit(run_one, *job) for job in jobs]))
+        return
+    from .batch import submit
+
+    params = {"timeout_min": int(timeout_s // 60) + 5} if launcher == "submitit-local" else {
+        "timeout_min": int(timeout_s // 60) + 5, "mem_gb": memory_gb + 2, "cpus_per_task": 2}
+    yield from submit(run_one, jobs, out / "submitit", launcher, workers, params)
 
 
 def write_markdown(book: Path, dst: Path) -> Path:
@@ -506,4 +606,4 @@ def write_course(books: dict, students: list, unknown: dict, out: Path) -> Path:
 if __name__ == "__main__":
     import sys
 
-    sys.exit(_execute(*sys.argv[1:7]))
+    sys.exit(_serve(*sys.argv[2:5]) if sys.argv[1] == "--student-side" else _execute(*sys.argv[1:7]))

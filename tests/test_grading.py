@@ -166,3 +166,42 @@ def test_a_class_folder_gets_a_course_gradebook_and_feedback_per_student(tmp_pat
     assert "fail: the logits" in (out / "feedback" / "bob.md").read_text()
     assert "Not graded: notes.txt" in (out / "feedback" / "dee.md").read_text()
     assert (out / "course.md").exists() and (out / "labs" / "01" / "gradebook.csv").exists()
+
+
+@pytest.mark.skipif(not grading.sandbox_available(), reason="bubblewrap (Debian: bubblewrap) is not installed")
+def test_a_submission_runs_where_the_solutions_and_the_network_do_not_exist(tmp_path, runs_root):
+    """The path filter is easy to get around; the sandbox is not: the kit's labs/ (the solutions) and the network
+    are simply absent, and the work folder is the only place it can write."""
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    peek = ("import lablib\nsecret = lablib.config.home() / ('labs/04_reward.ip' + 'ynb')\n"
+            "print(open(secret).read()[:100])")
+    net = "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)"
+    for name, extra in (("peek", peek), ("net", net)):
+        nbformat.write(lab_notebook(SOLUTIONS["04.bt_loss"], extra=extra), str(subs / f"{name}.ipynb"))
+    solution = tmp_path / "solution.ipynb"
+    nbformat.write(lab_notebook(SOLUTIONS["04.bt_loss"]), str(solution))
+    book = grading.grade(subs, "01", tmp_path / "grades", ["profile=smoke"], workers=2, timeout_s=60,
+                         runs_root=runs_root, solution=solution, echo=lambda *_: None, sandbox=True)
+    rows = {r["student"]: r for r in csv.DictReader(book.open())}
+    assert rows["peek"]["status"] == "crashed" and "FileNotFoundError" in rows["peek"]["message"]
+    assert rows["net"]["status"] == "crashed" and "OSError" in rows["net"]["message"] or \
+        "Network is unreachable" in rows["net"]["message"]
+    assert rows["peek"]["04.bt_loss"] == rows["net"]["04.bt_loss"] == "pass"
+
+
+def test_submissions_run_as_submitit_jobs_into_the_same_gradebook(tmp_path, runs_root):
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    solution = tmp_path / "solution.ipynb"
+    nbformat.write(lab_notebook(SOLUTIONS["04.bt_loss"]), str(solution))
+    nbformat.write(lab_notebook(SOLUTIONS["04.bt_loss"]), str(subs / "ada.ipynb"))
+    nbformat.write(lab_notebook(WRONG), str(subs / "bob.ipynb"))
+    kwargs = dict(workers=2, timeout_s=60, runs_root=runs_root, solution=solution, launcher="submitit-local")
+    book = grading.grade(subs, "01", tmp_path / "grades", ["profile=smoke"], echo=lambda *_: None, **kwargs)
+    rows = {r["student"]: r for r in csv.DictReader(book.open())}
+    assert rows["ada"]["04.bt_loss"] == "pass" and rows["bob"]["04.bt_loss"].startswith("fail: ")
+    assert list((tmp_path / "grades" / "submitit").glob("*_result.pkl"))  # they ran as submitit jobs
+    said = []
+    grading.grade(subs, "01", tmp_path / "grades", ["profile=smoke"], echo=said.append, **kwargs)
+    assert "2 already graded, 0 to go" in said[0]
