@@ -327,6 +327,11 @@ def markdown(results: dict) -> str:
             lines.append(f"| trivial lab (kernel start to finish) | {results['papermill']['trivial_lab_s']:.2f} | ≤ 4 |")
         if "smoke_course" in sp:
             lines.append(f"| smoke course, `lab run profile=smoke` | {sp['smoke_course']['seconds']:.1f} | ≤ 90 |")
+        if "class_grading" in results:
+            g = results["class_grading"]
+            lines.append(f"| grading a class of {g['submissions']} smoke lab-01 submissions, `--workers {g['workers']}`, "
+                         f"sandbox {'on' if g['sandbox'] else 'off'} | {g['seconds']:.1f} "
+                         f"({g['per_submission_s']:.1f} each) | reported |")
         if "grading" in sp:
             g = sp["grading"]
             lines.append(f"| grading {g['submissions']} smoke lab-01 submissions, `--workers {g['workers']}` | "
@@ -376,6 +381,8 @@ def main() -> None:
     ap.add_argument("--rl", metavar="PROFILE", help="also RAFT vs PPO wall time to the same reward")
     ap.add_argument("--speed", action="store_true",
                     help="also the speed targets: lab commands' start-up, the smoke course, grading 20 submissions")
+    ap.add_argument("--grading", type=int, metavar="N",
+                    help="also grade a class of N smoke lab-01 submissions with --workers 2 (sandboxed when bwrap is)")
     ap.add_argument("--science", metavar="PROFILE",
                     help="every lab and the RAFT-vs-PPO race under PROFILE, and each stage's effect against its target")
     ap.add_argument("--from-runs", metavar="DIR",
@@ -431,6 +438,13 @@ def main() -> None:
             print(f"grading 20 smoke lab-01 submissions, --workers 2: {g['seconds']:.1f} s, "
                   f"{g['per_submission_s']:.1f} s each (target <= 150 s)")
             save()
+    if args.grading:
+        from lablib import grading
+
+        results["class_grading"] = g = {**grading_time(args.grading), "sandbox": grading.sandbox_available()}
+        print(f"\ngrading {args.grading} smoke lab-01 submissions, --workers 2 (sandbox: {g['sandbox']}): "
+              f"{g['seconds']:.1f} s, {g['per_submission_s']:.1f} s per submission")
+        save()
     labs_root = tempfile.TemporaryDirectory(prefix="bench-runs-")  # the labs' runs, reused by --rl when it can
     profiles = args.labs.split(",") if args.labs else []
     if profiles:

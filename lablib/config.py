@@ -122,6 +122,7 @@ class LoRAConf:
                                                      "qlora8:16:all-linear"])
     grid_steps: int = 150
     isolate: bool = True  # each run in a fresh process, so its peak memory is its own
+    merge: bool = False  # save the first LoRA and the first QLoRA run merged into the base (lab 03's artifacts)
 
 
 @dataclass
@@ -453,9 +454,10 @@ def _check(cfg: DictConfig) -> None:
              f"entry {spec!r} must be K:TEMPERATURE, e.g. 4:0.7")
     for key in ("raft.iterations", "raft.batch_size", "raft.epochs"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
-    if cfg.lab == "03":
+    if cfg.lora.merge:
         need(any(s.startswith("lora:") for s in cfg.lora.grid) and any(s.startswith("qlora") for s in cfg.lora.grid),
-             "lora.grid", "lab 03 needs a lora:R:TARGETS and a qlora4|qlora8:R:TARGETS run (it saves both, merged)")
+             "lora.grid", f"lab {cfg.lab} needs a lora:R:TARGETS and a qlora4|qlora8:R:TARGETS run (lora.merge: it "
+             "saves both, merged)")
     for key in ("dpo.steps", "dpo.batch_size"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
     need(cfg.dpo.beta > 0, "dpo.beta", "must be > 0")

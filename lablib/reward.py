@@ -68,6 +68,45 @@ def policy_pairs(pairs: Sequence, policy, tokenizer, share: float, samples: int,
     return [p for i, p in enumerate(pairs) if i not in replaced] + out
 
 
+def course_pairs(cfg) -> tuple:
+    """Lab 04's preference pairs, checked: the embedded tasks' pairs with hand-made flaws, where a share
+    ``reward.sampled_share`` of the prompts get pairs of the SFT policy's own samples ranked by gold instead
+    (:func:`policy_pairs`). Returns ``(train pairs, held-out pairs, policy, policy tokenizer)``; every chosen
+    response has a higher gold reward than its rejected one."""
+    from . import data
+
+    train, val = data.preference_splits(cfg.data, cfg.seed)
+    policy, tokenizer = models.load_pretrained(cfg.model, cfg.inputs.model)
+    if cfg.reward.sampled_share > 0:
+        sample = dict(share=cfg.reward.sampled_share, samples=cfg.reward.samples, temperature=cfg.reward.temperature,
+                      max_new_tokens=cfg.sft.max_new_tokens, fmt=cfg.sft.format)
+        train = policy_pairs(train, policy, tokenizer, seed=cfg.seed, **sample)
+        val = policy_pairs(val, policy, tokenizer, seed=cfg.seed + 1, **sample)
+    check_pairs(train)
+    check_pairs(val, "held-out")
+    wrong = [p for p in train + val if p.example.gold_reward(p.chosen) <= p.example.gold_reward(p.rejected)]
+    if wrong:
+        raise RewardError(f"{len(wrong)} pairs whose chosen response is not better by gold, e.g. {wrong[0]}")
+    return train, val, policy, tokenizer
+
+
+@torch.no_grad()
+def gold_agreement(model, tokenizer, policy, policy_tokenizer, pairs: Sequence, cfg) -> dict:
+    """How the RM's scores of the SFT policy's own samples (``reward.samples`` per held-out prompt, at
+    ``reward.temperature``) agree with the gold reward: the scores per gold level, Spearman's rank correlation
+    (NaN when every sample has one gold level), and :func:`within_prompt_accuracy`."""
+    check_tokenizers(policy_tokenizer, tokenizer)
+    examples = [p.example for p in pairs for _ in range(cfg.reward.samples)]
+    torch.manual_seed(cfg.seed)
+    samples = generation.respond(policy, policy_tokenizer, examples, cfg.sft.format, cfg.sft.max_new_tokens,
+                                 temperature=cfg.reward.temperature)
+    scores = score(model, tokenizer, examples, samples).tolist()
+    gold = [e.gold_reward(s) for e, s in zip(examples, samples)]
+    levels = {g: [r for r, g2 in zip(scores, gold) if g2 == g] for g in sorted(set(gold))}
+    return {"samples": len(samples), "levels": levels, "rho": rank_correlation(scores, gold),
+            "within": within_prompt_accuracy(examples, scores, gold)}
+
+
 def conversation(example, response: str) -> list:
     return [generation.chat_turn(example), {"role": "assistant", "content": response}]
 
@@ -90,6 +129,18 @@ def load_backbone(path: str | Path, seed: int):
         model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def scorer(path: str | Path, seed: int = 0):
+    """The reward model saved at ``path`` as a reward function, ``fn(examples, responses) -> list of scores``
+    (what PPO, RAFT, GRPO and the leaderboards take); ``fn.model`` and ``fn.tokenizer`` are the model's."""
+    model, tokenizer = load_backbone(path, seed)
+
+    def fn(examples: Sequence, responses: Sequence[str]) -> List[float]:
+        return score(model, tokenizer, examples, responses).tolist()
+
+    fn.model, fn.tokenizer = model, tokenizer
+    return fn
 
 
 def make_trainer(model, tokenizer, train_pairs: Sequence, val_pairs: Sequence, cfg, out_dir: str | Path):

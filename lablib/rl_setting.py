@@ -97,7 +97,8 @@ class Setting:
         self.policy, self.tokenizer = models.load_pretrained(cfg.model, cfg.inputs.model)
         reward.check_tokenizers(self.tokenizer, self.rm_tokenizer)
         self.stops = generation.stop_ids(self.tokenizer)
-        self.judge = reward.load_backbone(cfg.inputs.judge, cfg.seed) if "judge" in cfg.inputs else None
+        # the judge's score of each response (own-domain track)
+        self.judge_reward = reward.scorer(cfg.inputs.judge, cfg.seed) if "judge" in cfg.inputs else None
         self.baseline: dict | None = None  # the SFT policy's held-out evaluation, once asked for
 
     def prompt(self, example) -> str:
@@ -116,18 +117,12 @@ class Setting:
         """The code-checked reward of each response (1 bare and right, 0.5 right with chatter, 0 wrong)."""
         return [e.gold_reward(r) for e, r in zip(examples, responses, strict=True)]
 
-    def judge_reward(self, examples, responses) -> list:
-        """The judge's score of each response (own-domain track)."""
-        from . import reward
-
-        return reward.score(*self.judge, examples, responses).tolist()
-
     def evaluate(self, model) -> dict:
         """:func:`evaluate_policy` on the held-out prompts, with the RM as the reward; with a judge, also its mean
         score and the win rate against the SFT policy's responses (:func:`lablib.domain.win_rate`)."""
         out = evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, self.cfg.ppo.max_new_tokens, self.fmt,
                               gold=self.gold)
-        if self.judge is not None:
+        if self.judge_reward is not None:
             from . import domain
 
             if self.baseline is None:
@@ -142,3 +137,33 @@ class Setting:
         """A PPO trainer for ``model`` against the RM, logging the gold reward per step (numbers domain)."""
         return PPO(model, self.tokenizer, self.rm_reward, self.prompt, ppo_cfg or self.cfg.ppo, self.stops,
                    metrics={"gold": self.gold_reward} if self.gold else {}, seed=self.cfg.seed if seed is None else seed)
+
+
+def alternatives(rl: Setting, pairs, out_dir) -> tuple:
+    """Lab 06's comparison with RAFT: for each of ``raft.seeds``, from a fresh SFT policy each, PPO against the RM,
+    DPO on ``pairs`` (lab 04's) and GRPO on the gold reward, each evaluated on the held-out prompts. Returns
+    ``({method: {seed: {"after", "seconds", ...}}}, DPO's loss before training checked against ours)``."""
+    from pathlib import Path
+
+    from . import config, dpo, grpo, training
+
+    cfg, out_dir = rl.cfg, Path(out_dir)
+    runs: dict = {"PPO": {}, "DPO": {}, "GRPO (gold)": {}}
+    start = None
+    for seed in cfg.raft.seeds:
+        model = load_policy(cfg)
+        history = rl.ppo(model, seed=seed).train(rl.train, cfg.ppo.steps, progress=cfg.train.progress)
+        runs["PPO"][seed] = {"after": rl.evaluate(model), "seconds": sum(h["seconds"] for h in history)}
+
+        model = load_policy(cfg)
+        trainer = dpo.make_trainer(model, rl.tokenizer, pairs, cfg, out_dir / f"dpo-{seed}", seed=seed)
+        start = start or dpo.check_loss(trainer, cfg.dpo.beta)
+        result = training.fit(trainer, row=dpo.log_row)
+        runs["DPO"][seed] = {"model": model, "after": rl.evaluate(model), "seconds": result["seconds"],
+                             "history": result["history"]}
+
+        model = load_policy(cfg)
+        result = grpo.grpo(model, rl.tokenizer, rl.train, rl.gold_reward, config.with_changes(cfg, seed=seed),
+                           out_dir / f"grpo-{seed}", cfg.grpo.steps, rl.stops)
+        runs["GRPO (gold)"][seed] = {"model": model, "after": rl.evaluate(model), "seconds": result["seconds"]}
+    return runs, start
