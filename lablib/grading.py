@@ -464,7 +464,7 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
             csv.DictWriter(f, columns).writerow(row)
         passed = sum(v == "pass" for v in e["checks"].values())
         echo(f"  {e['student']}: {e['status']}, {passed}/{len(names)} exercises {e['message']}".rstrip())
-    write_markdown(book, out / "gradebook.md")
+    write_markdown(book, out / "gradebook.md", lab)
     return book
 
 
@@ -484,13 +484,23 @@ def _entries(jobs: List[tuple], launcher: str, workers: int, out: Path, timeout_
     yield from submit(run_one, jobs, out / "submitit", launcher, workers, params)
 
 
-def write_markdown(book: Path, dst: Path) -> Path:
-    """The gradebook CSV as a Markdown table (metrics left out), rewritten whole."""
+def write_markdown(book: Path, dst: Path, lab=None) -> Path:
+    """The gradebook CSV as a Markdown table, rewritten whole: by student, or with ``lab`` best first by its
+    headline metric (a column of its own; the other metrics left out)."""
     import csv
+
+    from . import running
 
     with book.open() as f:
         rows = sorted(csv.DictReader(f), key=lambda r: r["student"])
     cols = [c for c in (rows[0] if rows else GRADEBOOK_FIXED) if c != "metrics"]
+    if lab is not None:
+        metric, rows = running.ranked(rows, lab, key=lambda r: json.loads(r.get("metrics") or "{}"))
+        if metric:
+            for r in rows:
+                value = json.loads(r.get("metrics") or "{}").get(metric)
+                r[metric] = f"{value:.4g}" if isinstance(value, (int, float)) else ""
+            cols.append(metric)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
     dst.write_text("\n".join(lines) + "\n")
@@ -560,11 +570,15 @@ def _course_rows(books: dict, students: list) -> tuple:
     for lab_id, book in books.items():
         rows = list(csv.DictReader(book.open()))
         names = [c for c in (rows[0] if rows else {}) if c not in GRADEBOOK_FIXED + ["metrics"]]
-        columns += names
-        _, rows = running.ranked(rows, running.find_lab(lab_id), key=lambda r: json.loads(r["metrics"] or "{}"))
+        lab = running.find_lab(lab_id)
+        head = f"{lab_id} {lab.headline[0]}" if lab.headline else None  # the lab's headline metric, a column too
+        columns += names + ([head] if head else [])
         for r in rows:
+            metrics = json.loads(r["metrics"] or "{}")
             entries[r["student"]][lab_id] = r
             table[r["student"]].update({n: r[n] for n in names})
+            if head and isinstance(metrics.get(lab.headline[0]), (int, float)):
+                table[r["student"]][head] = f"{metrics[lab.headline[0]]:.4g}"
     return columns, table, entries
 
 
@@ -579,10 +593,11 @@ def write_course(books: dict, students: list, unknown: dict, out: Path) -> Path:
     with course.open("w", newline="") as f:
         w = csv.DictWriter(f, ["student", *columns, "passed", "total"])
         w.writeheader()
+        exercises = [c for c in columns if " " not in c]
         for s in students:
-            verdicts = [table[s].get(c, "not submitted") for c in columns]
-            w.writerow({"student": s, **dict(zip(columns, verdicts)), "passed": sum(v == "pass" for v in verdicts),
-                        "total": len(columns)})
+            verdicts = [table[s].get(c, "not submitted" if c in exercises else "") for c in columns]
+            w.writerow({"student": s, **dict(zip(columns, verdicts)),
+                        "passed": sum(table[s].get(c) == "pass" for c in exercises), "total": len(exercises)})
     write_markdown(course, out / "course.md")
     (out / "feedback").mkdir(exist_ok=True)
     for s in students:

@@ -166,6 +166,7 @@ def test_a_class_folder_gets_a_course_gradebook_and_feedback_per_student(tmp_pat
     assert "fail: the logits" in (out / "feedback" / "bob.md").read_text()
     assert "Not graded: notes.txt" in (out / "feedback" / "dee.md").read_text()
     assert (out / "course.md").exists() and (out / "labs" / "01" / "gradebook.csv").exists()
+    assert "01 val_loss" in rows["ada"]  # the lab's headline metric (the miniature lab logs none: empty)
 
 
 @pytest.mark.skipif(not grading.sandbox_available(), reason="bubblewrap (Debian: bubblewrap) is not installed")
