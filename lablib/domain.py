@@ -106,12 +106,6 @@ def pairs(cfg) -> Optional[PairSplit]:
                      [p for p in rows if p.example.instruction in held], dropped)
 
 
-def fitting(items: Sequence, lengths: Sequence[int], max_length: int) -> Tuple[list, int]:
-    """The items whose token length is at most ``max_length``, and how many were longer."""
-    kept = [x for x, n in zip(items, lengths, strict=True) if n <= max_length]
-    return kept, len(items) - len(kept)
-
-
 def win_rate(scores: Sequence[float], baseline: Sequence[float], responses: Sequence[str] = (),
              baseline_responses: Sequence[str] = ()) -> dict:
     """How often a response scores above the baseline's response to the same prompt: wins, ties (the same
