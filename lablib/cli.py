@@ -7,7 +7,8 @@
     lab goldens [LAB ...]             re-execute labs under `smoke` and store them as nbval goldens
     lab book [overrides]              build the course website from executed labs (default profile=smoke)
     lab release [LAB ...] [--out DIR] student notebooks: solutions stubbed, outputs cleared (default release/)
-    lab grade LAB SUBMISSIONS [overrides] [--out DIR] [--workers N] [--timeout S] [--memory GB] [--launcher L]
+    lab grade LAB SUBMISSIONS [overrides] [--out DIR] [--workers N] [--timeout S] [--memory GB] [--disk GB]
+              [--processes N] [--launcher L] [--no-sandbox]
                                       run every submitted notebook headlessly and write a gradebook
     lab grade CLASS [overrides] [...] a class folder (one sub-folder per student, any labs): every lab's
                                       gradebook, the course gradebook and one feedback file per student
@@ -98,7 +99,8 @@ def cmd_grade(args) -> None:
 
     labs, overrides = _split(args.items)
     limits = dict(workers=args.workers, timeout_s=args.timeout, memory_gb=args.memory, runs_root=args.runs,
-                  sandbox=False if args.no_sandbox else None, launcher=args.launcher)
+                  sandbox=False if args.no_sandbox else None, launcher=args.launcher, disk_gb=args.disk,
+                  processes=args.processes)
     if len(labs) == 1 and Path(labs[0]).is_dir():  # a class folder: one sub-folder per student, any labs
         book = grading.grade_class(labs[0], args.out, overrides, **limits)
         print(f"course gradebook: {book} and {book.with_suffix('.md')}; feedback: {Path(args.out) / 'feedback'}/")
@@ -144,8 +146,11 @@ def main(argv=None) -> int:
             p.add_argument("--memory", type=float, default=6.0, help="GB of memory per submission (default 6)")
             p.add_argument("--launcher", default="local",
                            help="local | submitit-local | slurm: each submission a job (default local)")
+            p.add_argument("--disk", type=float, default=4.0, help="GB a submission's folder may hold (default 4)")
+            p.add_argument("--processes", type=int, default=512,
+                           help="processes and threads per submission (default 512)")
             p.add_argument("--no-sandbox", action="store_true",
-                           help="run submissions without bubblewrap (default: sandboxed when bwrap is installed)")
+                           help="run submissions without bubblewrap (default: refuse to grade when it cannot start)")
         if name == "batch":
             p.add_argument("--out", default="batch", help="output folder (default: batch/)")
             p.add_argument("--workers", type=int, default=2, help="runs at once (default 2)")

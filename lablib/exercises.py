@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+import threading
 from typing import Callable, Dict, Tuple
 
 import torch
@@ -33,6 +35,9 @@ REFERENCES: Dict[str, Tuple[Tuple[str, str], ...]] = {
     "07.response_nll": (("lablib/evaluation.py", "response_nll"),),
 }
 OWNERS = {"lablib": "lablib's own ", "transformers": "transformers' own ", "trl": "TRL's own ", "peft": "PEFT's own "}
+# bound at import, before any student code runs: patching sys.setprofile later does not blind the profiler
+_SET, _GET = sys.setprofile, sys.getprofile
+_TSET, _TGET = threading.setprofile, threading.getprofile
 
 
 class Borrowed(AssertionError):
@@ -50,9 +55,6 @@ def watched(fn: Callable, name: str) -> Callable:
     threads) that watches every Python function it enters: reaching one of exercise ``name``'s references raises
     :class:`Borrowed` ("calls lablib's own reward.bt_loss"). The check computes its expected values outside these
     calls, so the reference it uses itself is never seen; a solution that switches the profiler off fails too."""
-    import sys
-    import threading
-
     refs = {(file, qualname) for file, qualname in REFERENCES.get(name, ())}
 
     def call(*args, **kwargs):
@@ -66,18 +68,18 @@ def watched(fn: Callable, name: str) -> Callable:
                 if key and not hits:
                     hits.append(key)
 
-        saved, saved_threads = sys.getprofile(), threading.getprofile()
+        saved, saved_threads = _GET(), _TGET()
         out, error = None, None
-        sys.setprofile(profiler)
-        threading.setprofile(profiler)
+        _SET(profiler)
+        _TSET(profiler)
         try:
             out = fn(*args, **kwargs)
         except BaseException as exc:  # a borrowed call that then failed is still borrowed: decide below
             error = exc
         finally:
-            still = sys.getprofile() is profiler
-            sys.setprofile(saved)
-            threading.setprofile(saved_threads)
+            still = _GET() is profiler
+            _SET(saved)
+            _TSET(saved_threads)
         if hits:
             raise Borrowed(f"calls {_display(*hits[0])}: write the computation yourself (torch primitives are fine)")
         if not still:

@@ -37,11 +37,13 @@ FORMATS = ("alpaca", "chatml")
 # --------------------------------------------------------------------------------------------
 def use_chatml(model, tokenizer) -> int:
     """Give ``tokenizer`` the ChatML template (adding its two special tokens if missing). Returns how many
-    tokens were added; the model's embeddings are resized to match (new rows start as the mean embedding)."""
+    tokens were added; the model's embeddings (unless ``model`` is None) are resized to match (new rows start as
+    the mean embedding)."""
     missing = [t for t in CHAT_TOKENS if t not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        if model is not None:
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     tokenizer.chat_template = CHATML
     return len(missing)
 

@@ -9,6 +9,8 @@ from test_exercises import SOLUTIONS
 
 from lablib import grading
 
+SANDBOX = None if grading.sandbox_available() else False  # required where it can start; else the rows that need none
+
 
 def test_unbalanced_markers_are_errors():
     with pytest.raises(grading.GradingError, match="never closed"):
@@ -75,10 +77,11 @@ def test_a_class_is_graded_in_parallel_with_an_entry_for_every_submission(tmp_pa
 
     out = tmp_path / "grades"
     book = grading.grade(subs, "01", out, ["profile=smoke"], workers=2, timeout_s=45, runs_root=runs_root,
-                         solution=tmp_path / "solution.ipynb", echo=lambda *_: None)
+                         solution=tmp_path / "solution.ipynb", echo=lambda *_: None, sandbox=SANDBOX)
     rows = {r["student"]: r for r in csv.DictReader(book.open())}
     assert set(rows) == {"ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ivy"}
-    assert rows["ada"]["status"] == "ok" and rows["ada"]["04.bt_loss"] == "pass" and '"answer": 42' in rows["ada"]["metrics"]
+    assert rows["ada"]["status"] == "ok" and rows["ada"]["04.bt_loss"] == "pass"
+    assert '"answer": 42' in rows["ada"]["self_reported"] and rows["ada"]["metrics"] == ""  # no model saved: unscored
     assert rows["bob"]["status"] == "ok" and rows["bob"]["04.bt_loss"] == "fail: not implemented yet"
     assert rows["cy"]["status"] == "crashed" and "ValueError: boom" in rows["cy"]["message"]
     assert rows["cy"]["message"].startswith("cell ") and rows["cy"]["04.bt_loss"] == "pass"
@@ -94,7 +97,7 @@ def test_a_class_is_graded_in_parallel_with_an_entry_for_every_submission(tmp_pa
     # Resumable: a second call finds everyone graded and runs nothing.
     said = []
     grading.grade(subs, "01", out, ["profile=smoke"], runs_root=runs_root, solution=tmp_path / "solution.ipynb",
-                  echo=said.append)
+                  echo=said.append, sandbox=SANDBOX)
     assert "9 already graded, 0 to go" in said[0]
     assert len(list(csv.DictReader(book.open()))) == 9
 
@@ -118,8 +121,8 @@ def test_the_graders_verdict_cannot_be_forged_from_the_students_code(how, tmp_pa
     nbformat.write(nb, str(tmp_path / "sub.ipynb"))
     verdict = grading.recheck(tmp_path / "sub.ipynb", [("04.bt_loss", "bt_loss")])["04.bt_loss"]
     assert verdict.startswith("fail: "), verdict
-    if how == "borrows":
-        assert verdict.startswith("fail: calls lablib's own reward.bt_loss"), verdict
+    if how == "borrows":  # caught by the profiler, or (sandboxed) the reference cannot even be imported
+        assert verdict.startswith("fail: calls lablib's own reward.bt_loss") or "cannot be imported" in verdict, verdict
 
 
 def test_the_graders_verdict_passes_an_honest_answer_and_names_a_missing_one(tmp_path):
@@ -155,7 +158,7 @@ def test_a_class_folder_gets_a_course_gradebook_and_feedback_per_student(tmp_pat
     (cls / "dee" / "notes.txt").write_text("no notebook")
     out = tmp_path / "grades"
     course = grading.grade_class(cls, out, ["profile=smoke"], workers=2, timeout_s=60, runs_root=runs_root,
-                                 echo=lambda *_: None)
+                                 echo=lambda *_: None, sandbox=SANDBOX)
     rows = {r["student"]: r for r in csv.DictReader(course.open())}
     assert rows["ada"]["01.next_token_loss"] == "pass" and rows["ada"]["passed"] == "1" and rows["ada"]["total"] == "1"
     assert rows["bob"]["01.next_token_loss"].startswith("fail: the logits at position t must predict")
@@ -198,7 +201,8 @@ def test_submissions_run_as_submitit_jobs_into_the_same_gradebook(tmp_path, runs
     nbformat.write(lab_notebook(SOLUTIONS["04.bt_loss"]), str(solution))
     nbformat.write(lab_notebook(SOLUTIONS["04.bt_loss"]), str(subs / "ada.ipynb"))
     nbformat.write(lab_notebook(WRONG), str(subs / "bob.ipynb"))
-    kwargs = dict(workers=2, timeout_s=60, runs_root=runs_root, solution=solution, launcher="submitit-local")
+    kwargs = dict(workers=2, timeout_s=60, runs_root=runs_root, solution=solution, launcher="submitit-local",
+                  sandbox=SANDBOX)
     book = grading.grade(subs, "01", tmp_path / "grades", ["profile=smoke"], echo=lambda *_: None, **kwargs)
     rows = {r["student"]: r for r in csv.DictReader(book.open())}
     assert rows["ada"]["04.bt_loss"] == "pass" and rows["bob"]["04.bt_loss"].startswith("fail: ")
