@@ -209,11 +209,10 @@ def _row(graded, key):
 
 def test_own_metrics_are_shown_as_self_reported_and_the_graders_are_ranked(graded):
     import json
-    import math
 
     row, out = _row(graded, "own-metrics")
     graded_loss, claimed = json.loads(row["metrics"])["val_loss"], json.loads(row["self_reported"])["val_loss"]
-    assert claimed == 0.001 and abs(graded_loss - math.log(4096)) < 1.0, (graded_loss, claimed)
+    assert claimed == 0.001 and graded_loss > 1.0, (graded_loss, claimed)  # an untrained model: near ln V
     table = (out / "gradebook.md").read_text()
     assert f"| {graded_loss:.4g} |" in table and "| 0.001 |" not in table
 

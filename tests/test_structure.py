@@ -8,14 +8,25 @@ PACKAGE = Path(lablib.__file__).parent
 
 
 def imports_of_lablib() -> dict:
-    """module -> the lablib modules it imports anywhere in its code (``from . import x``, ``from .x import y``)."""
+    """module -> the lablib modules it imports anywhere in its code (``from . import x``, ``from .x import y``,
+    ``from .. import x`` in a subpackage); modules of a subpackage are named ``grading.wire``."""
+    names = {".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+             for p in PACKAGE.rglob("*.py")}
     graph = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        package = name.split(".")[:-1]
+        name = name.removesuffix(".__init__")
         deps = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                deps |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
-        graph[path.stem] = deps - {path.stem}
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                base = package[: len(package) - (node.level - 1)]
+                if node.module:
+                    target = ".".join(base + node.module.split("."))
+                    deps.add(target if target in names else target.rsplit(".", 1)[0])
+                else:
+                    deps |= {".".join(base + [a.name]) for a in node.names if ".".join(base + [a.name]) in names}
+        graph[name] = deps - {name}
     return graph
 
 
