@@ -116,7 +116,9 @@ def write_course(books: dict, students: list, unknown: dict, out: Path) -> Path:
             verdicts = [table[s].get(c, "not submitted" if c in exercises else "") for c in columns]
             w.writerow({"student": s, **dict(zip(columns, verdicts)),
                         "passed": sum(table[s].get(c) == "pass" for c in exercises), "total": len(exercises)})
-    write_markdown(course, out / "course.md")
+    md = write_markdown(course, out / "course.md")
+    modes = sorted({r.get("sandbox", "") for book in books.values() for r in csv.DictReader(book.open())} - {""})
+    md.write_text(f"Sandbox: {', '.join(modes) or 'nothing ran'}.\n\n" + md.read_text())
     (out / "feedback").mkdir(exist_ok=True)
     for s in students:
         lines = [f"# Feedback for {s}", ""]
