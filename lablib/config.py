@@ -121,6 +121,8 @@ class LoRAConf:
                                                      "lora:16:all-linear", "qlora4:16:all-linear",
                                                      "qlora8:16:all-linear"])
     grid_steps: int = 150
+    # held-out examples each run is scored on (0: all); the held-out set itself is every lab's (data.max_val)
+    eval_examples: int = 0
     isolate: bool = True  # each run in a fresh process, so its peak memory is its own
     merge: bool = False  # save the first LoRA and the first QLoRA run merged into the base (lab 03's artifacts)
 

@@ -24,7 +24,7 @@ SCORED: Dict[str, Dict[str, str]] = {
     "01": {"val_loss": "model", "bits_per_byte": "model"},
     "02": {"correct": "model", "gold_reward": "model", "nll": "model"},
     "04": {"pair_accuracy": "reward_model"},
-    "05": {"gold_reward": "model", "rm": "model"},
+    "05": {"gold_reward": "model"},
     "06": {"raft_gold_reward": "model", "dpo_gold_reward": "dpo_model"},
 }
 WHY_NOT = {"03": "its headline is the best of several adapter runs, of which only one is saved",
@@ -154,7 +154,7 @@ def _rl(cfg, keys: Dict[str, str]):
         out = {}
         for metric, artifact in keys.items():
             result = rl.evaluate(m[artifact])
-            out[metric] = result["rm" if metric == "rm" else "gold_reward"]
+            out[metric] = result["gold_reward"]
         return out
     return _config_of(cfg.inputs.model), score
 
