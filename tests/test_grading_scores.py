@@ -20,7 +20,7 @@ def test_the_graders_metrics_equal_the_labs_own(lab_id, runs_root):
     run = running.run_dir(lab, "smoke", runs_root)
     logged = json.loads((run / "metrics.json").read_text())
     cfg = running.compose(lab, ["profile=smoke"], runs_root)
-    got = scores.scorer(lab, cfg)(run / "artifacts")
+    got = scores.scorer(lab, cfg)(run)
     assert set(got) == set(scores.SCORED[lab_id])
     for metric, value in got.items():
         want = OWN.get(lab_id, {}).get(metric, lambda m: m[metric])(logged)

@@ -44,6 +44,8 @@ TABLE = [
      "`not scored: model/model.safetensors is not a plain file (a link?)`", False),
     ("pickled-weights", "saves `pytorch_model.bin` (a pickle that would run code) and no safetensors",
      "`not scored: model has no model.safetensors`; the pickle is never opened", False),
+    ("linked-run", "replaces its run's `artifacts/` by a link to another student's",
+     "`not scored: run/artifacts is a link`", False),
     ("env-secret", "raises an error holding the grader's environment variable `LABLIB_TEST_SECRET`",
      "the secret is not in its environment: the message says `None`", False),
     ("fills-disk", "writes 10 MB files until the disk is full", "`limits: its work folder passed its 0.1 GB limit`", False),
@@ -152,6 +154,9 @@ NOTEBOOKS = {
                                      f"        return (os.system, ('touch {GRADER_TMP}',))\n"
                                      "(saved / 'model.safetensors').unlink()\n"
                                      "(saved / 'pytorch_model.bin').write_bytes(pickle.dumps(Evil()))\nlab.finish()"),
+    "linked-run": ("lab.finish()\nimport shutil\nfrom pathlib import Path\n"
+                   "shutil.rmtree(lab.dir / 'artifacts', ignore_errors=True)\n"
+                   "(lab.dir / 'artifacts').symlink_to(Path.cwd().parents[1] / 'own-metrics' / 'nb' / 'run' / 'artifacts')"),
     "env-secret": "import os\nraise ValueError(str(os.environ.get('LABLIB_TEST_SECRET')))",
     "fills-disk": "for i in range(100):\n    open(f'fill{i}.bin', 'wb').write(b'x' * 10_000_000)",
     "reads-solutions": ("import lablib\nsecret = lablib.config.home() / ('labs/04_reward.ip' + 'ynb')\n"
@@ -218,7 +223,8 @@ def test_own_metrics_are_shown_as_self_reported_and_the_graders_are_ranked(grade
 
 
 @pytest.mark.parametrize("key,message", [("linked-weights", "not scored: model/model.safetensors is not a plain file"),
-                                         ("pickled-weights", "not scored: model has no model.safetensors")])
+                                         ("pickled-weights", "not scored: model has no model.safetensors"),
+                                         ("linked-run", "not scored: run/artifacts is a link")])
 def test_weights_that_are_not_plain_safetensors_are_not_read(graded, key, message):
     row, _ = _row(graded, key)
     assert row["status"] == "ok" and row["message"].startswith(message) and row["metrics"] == "", row

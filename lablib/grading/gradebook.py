@@ -114,7 +114,7 @@ def _score(score, entry: dict) -> tuple:
     if score is None or entry["status"] != "ok":
         return {}, ""
     try:
-        return score(Path(entry["run"]) / "artifacts"), ""
+        return score(Path(entry["run"])), ""
     except scores.ArtifactError as exc:
         return {}, f"not scored: {exc}"
 

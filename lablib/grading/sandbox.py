@@ -164,6 +164,23 @@ def environment(home: Path, extra: Optional[Dict[str, str]] = None) -> Dict[str,
 
 
 # --------------------------------------------------------------------------------------------
+# Reading what a submission left behind
+# --------------------------------------------------------------------------------------------
+def plain_path(base: Path, *parts: str) -> Path:
+    """``base/parts...``, checked from outside: no component below ``base`` is a symbolic link, so a submission
+    cannot point the grader at a file elsewhere (another student's model, a secret). ``ValueError`` names the
+    link; a missing component is fine (the caller finds it missing)."""
+    path = Path(base)
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part:
+            raise ValueError(f"{part!r} is not a plain name")
+        path = path / part
+        if os.path.islink(path):
+            raise ValueError(f"{path.relative_to(base)} is a link")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
 # The work folder's size, watched from outside
 # --------------------------------------------------------------------------------------------
 def folder_size(folder: Path, max_entries: int = 200_000) -> int:

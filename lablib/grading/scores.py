@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
+from .sandbox import plain_path
+
 # lab -> (what the grader computes, from which artifact); the metric names are the lab's own headline keys
 SCORED: Dict[str, Dict[str, str]] = {
     "01": {"val_loss": "model", "bits_per_byte": "model"},
@@ -164,7 +166,7 @@ PREPARE: Dict[str, Callable] = {"01": _lab01, "02": _lab02, "04": _lab04,
 
 
 def scorer(lab, cfg, cap_mb: float = 4096) -> Optional[Callable[[Path], dict]]:
-    """``fn(artifacts folder) -> {metric: value}`` for lab ``lab`` under ``cfg`` (the grader's own composition),
+    """``fn(run folder) -> {metric: value}`` for lab ``lab`` under ``cfg`` (the grader's own composition),
     or None where the lab's metrics are self-reported only. ``fn`` raises :class:`ArtifactError` (one line) for
     weights it will not read."""
     if lab.id not in SCORED or getattr(cfg, "track", "numbers") != "numbers":
@@ -172,11 +174,16 @@ def scorer(lab, cfg, cap_mb: float = 4096) -> Optional[Callable[[Path], dict]]:
     reference, score = PREPARE[lab.id](cfg)
     kinds = {"reward_model": "reward"}
 
-    def fn(artifacts: Path) -> dict:
+    def fn(run: Path) -> dict:
+        """The metrics of the run folder ``run``'s saved weights (``run/artifacts/<name>``, no links on the way)."""
         with tempfile.TemporaryDirectory(prefix="lablib-score-") as tmp:
             loaded = {}
             for name in sorted(set(SCORED[lab.id].values())):
-                copied = copy_weights(Path(artifacts) / name, Path(tmp) / name, int(cap_mb * 2 ** 20))
+                try:
+                    src = plain_path(Path(run).parent, Path(run).name, "artifacts", name)
+                except ValueError as exc:
+                    raise ArtifactError(str(exc)) from None
+                copied = copy_weights(src, Path(tmp) / name, int(cap_mb * 2 ** 20))
                 loaded[name] = load(copied, reference, kinds.get(name, "causal-lm"))
             with _LOCK:
                 return {k: float(v) for k, v in score(loaded).items()}

@@ -137,8 +137,8 @@ def _last_line(out: str) -> str:
 def self_reported(run: str | Path) -> dict:
     """The numbers (and short strings) of the run's own ``metrics.json``, read as data: a plain file of at most
     :data:`MAX_METRICS` bytes, a JSON object; anything else is ``{}``. Shown, marked, never ranked by."""
-    path = Path(run) / "metrics.json" if run else None
     try:
+        path = sandbox.plain_path(Path(run).parent, Path(run).name, "metrics.json")
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_METRICS:
             return {}
