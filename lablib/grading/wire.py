@@ -43,7 +43,8 @@ def describe(x: Any) -> str:
         return f"a tensor {str(x.dtype).removeprefix('torch.')} {tuple(x.shape)}"
     if isinstance(x, (list, tuple)):
         return f"a {type(x).__name__} of {len(x)}"
-    return f"a {type(x).__name__}"
+    name = type(x).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def encode(value: Any) -> bytes:
