@@ -76,7 +76,7 @@ def test_a_class_is_graded_in_parallel_with_an_entry_for_every_submission(tmp_pa
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in subs.iterdir()}
 
     out = tmp_path / "grades"
-    book = grading.grade(subs, "01", out, ["profile=smoke"], workers=2, timeout_s=45, runs_root=runs_root,
+    book = grading.grade(subs, "01", out, ["profile=smoke"], workers=2, timeout_s=90, runs_root=runs_root,
                          solution=tmp_path / "solution.ipynb", echo=lambda *_: None, sandbox=SANDBOX)
     rows = {r["student"]: r for r in csv.DictReader(book.open())}
     assert set(rows) == {"ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ivy"}
