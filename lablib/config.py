@@ -1,268 +1,28 @@
-"""Declarative configuration: Hydra structured configs for every lab.
+"""Declarative configuration: every lab's config composed by Hydra, checked and loaded read-only.
 
-One schema (:class:`LabConfig`) types every key a lab may read, so a typo or a wrong type in
-``conf/`` or in a command-line override fails *before* any work starts, with the key named.
-The YAML files in ``conf/`` fill the schema: one file per lab (``conf/lab01.yaml``), groups for
-``model``, ``data``, ``train`` and a ``profile`` that scales everything (``smoke`` for CI,
-``cpu`` for students, ``gpu`` for real runs).
+One schema (:class:`lablib.schema.LabConfig`) types every key a lab may read, so a typo or a wrong type in
+``conf/`` or in a command-line override fails *before* any work starts, with the key named. The YAML files in
+``conf/`` fill the schema: one file per lab (``conf/lab01.yaml``), groups for ``domain`` (its data and its one
+held-out split per profile), ``model``, ``data``, ``train`` and a ``profile`` that scales everything
+(``smoke`` for CI, ``cpu`` for students, ``gpu`` for real runs). ``lab show LAB --explain KEY`` names the file
+and line that set a key (:func:`explain`).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from .schema import LabConfig
 
 
 class ConfigError(ValueError):
     """A configuration problem, worded as one line that names the key or override at fault."""
-
-
-@dataclass
-class ModelConf:
-    source: str = "scratch"  # scratch (built from the keys below) | smollm2 (shipped GGUF) | path | hub
-    #                          | upstream (the model an earlier lab saved, cfg.inputs.model)
-    path: Optional[str] = None  # a save_pretrained folder (source=path) or a hub id (source=hub)
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 512
-    max_position: int = 256
-    dtype: str = "float32"  # float32 | bfloat16
-    keep_layers: int = 0  # a pretrained model cut to its first N transformer layers (the own track's smoke); 0: all
-
-
-@dataclass
-class DataConf:
-    source: str = "synthetic"  # synthetic | text (plain-text file or folder) | hf (saved dataset folder) | hub
-    #                            | records (a JSON/JSONL file of instruction records, see data.format)
-    path: Optional[str] = None
-    format: str = "alpaca"  # records files: alpaca | prompt_completion | messages | preference
-    text_field: str = "text"
-    n_docs: int = 2000  # synthetic corpus size
-    n_tasks: int = 1000  # synthetic instruction tasks
-    kinds: List[str] = field(default_factory=lambda: ["sort_asc", "sort_desc", "max", "min", "reverse", "count"])
-    min_numbers: int = 3  # numbers per list
-    max_numbers: int = 4
-    max_value: int = 9  # values 1..max_value (up to 9: one token each)
-    preferred_share: float = 0.3  # SFT demonstrations in the preferred (bare) style; the rest add chatter
-    mistake_share: float = 0.1  # SFT demonstrations with a typical mistake
-    val_fraction: float = 0.1
-    max_val: int = 200  # at most this many held-out documents, tasks or pairs (the tail of the data)
-
-
-@dataclass
-class DomainConf:
-    """What the course is about (lablib.domain). ``numbers``: the embedded domain, whose answers code checks (the
-    gold reward). ``own``: your files, run by the own-domain track (``labs/own/``) on SmolLM2 -- there is no gold
-    checker, so the reward model and a second, held-apart judge stand in for it. ``example``: a small own domain
-    shipped in ``labs/own/example`` (houseplant care)."""
-    name: str = "numbers"  # numbers | own | example
-    corpus: Optional[str] = None  # lab 01: plain text (a .txt file or a folder; one document per line); null: none
-    instructions: Optional[str] = None  # labs 02-03: instruction records (JSON or JSONL)
-    format: str = "alpaca"  # of the instructions: alpaca | prompt_completion | messages
-    pairs: Optional[str] = None  # labs 04-06: preference pairs (prompt, chosen, rejected); null: those labs are skipped
-    judge_share: float = 0.5  # share of the training pairs kept apart to train the judge that no optimiser sees
-
-
-@dataclass
-class TokenizerConf:
-    vocab_size: int = 2048
-    min_frequency: int = 2
-
-
-@dataclass
-class TrainConf:
-    block_size: int = 128
-    batch_size: int = 16
-    grad_accum: int = 1
-    max_steps: int = 600
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 30
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_every: int = 100
-    eval_items: int = 64  # held-out blocks, examples or pairs the trainer's eval loss uses (final metrics use all)
-    save_every: int = 0  # checkpoint every N steps (0: only at the end)
-    bf16: bool = False
-    threads: int = 0  # torch threads; 0 keeps torch's default
-    progress: bool = True
-
-
-@dataclass
-class SFTConf:
-    format: str = "chatml"  # chatml (assistant-only loss) | alpaca (prompt/completion, completion-only loss)
-    max_length: int = 256  # tokens per example; longer ones are truncated
-    packing: bool = False  # pack several examples per row (TRL best-fit decreasing)
-    eval_examples: int = 0  # held-out examples scored before/after (0: all)
-    max_new_tokens: int = 24
-    compare_packing_steps: int = 0  # >0: time this many steps with and without packing
-    # Lab 02's check: held-out share of right answers overall and in the weakest kind; null where a profile
-    # trains too briefly to learn the tasks (the lab then checks only that SFT helped).
-    min_correct: Optional[float] = None
-    min_correct_kind: float = 0.0
-
-
-@dataclass
-class LoRAConf:
-    r: int = 16  # the adapter's rank
-    alpha: int = 32  # the update is scaled by alpha / r
-    dropout: float = 0.0
-    targets: str = "all-linear"  # attention | all-linear | comma-separated module names
-    ranks: List[int] = field(default_factory=lambda: [4, 8, 16])  # the parameter-count table
-    # Runs compared on the same data and steps: full | lora:R:TARGETS | qlora4:R:TARGETS | qlora8:R:TARGETS
-    grid: List[str] = field(default_factory=lambda: ["full", "lora:4:attention", "lora:16:attention",
-                                                     "lora:16:all-linear", "qlora4:16:all-linear",
-                                                     "qlora8:16:all-linear"])
-    grid_steps: int = 150
-    # held-out examples each run is scored on (0: all); the held-out set itself is every lab's (data.max_val)
-    eval_examples: int = 0
-    isolate: bool = True  # each run in a fresh process, so its peak memory is its own
-    merge: bool = False  # save the first LoRA and the first QLoRA run merged into the base (lab 03's artifacts)
-
-
-@dataclass
-class MemoryConf:
-    """Lab 03's measured memory runs (lablib.memory): full, LoRA and QLoRA fine-tuning, each in its own process."""
-    model: str = "smollm2"  # the model they train: smollm2 | none (skip them; the predictions are still made)
-    steps: int = 2  # training steps each (peak memory is reached in the first)
-
-
-@dataclass
-class RewardConf:
-    max_length: int = 128  # tokens per conversation; longer pairs are an error, not silently dropped
-    center: float = 0.0  # >0: penalise mean(r)^2 so scores stay centred on 0 (TRL center_rewards_coefficient)
-    sampled_share: float = 0.5  # share of prompts whose pairs are the SFT policy's own samples, ranked by gold
-    samples: int = 4  # samples per prompt, for those pairs and for the RM-vs-gold agreement
-    temperature: float = 1.0  # sampling temperature of those samples
-    # Lab 04's checks: the training loss over the last quarter of steps must lie min_loss_drop below chance
-    # (log 2), and held-out accuracy on hand-made flaws must reach min_accuracy; null where too few pairs.
-    min_loss_drop: float = 0.1
-    min_accuracy: Optional[float] = 0.8
-
-
-@dataclass
-class PPOConf:
-    steps: int = 40  # PPO steps (one batch of rollouts each)
-    batch_size: int = 32  # prompts per rollout
-    minibatch_size: int = 8
-    epochs: int = 2  # optimisation passes over each batch (4 at lr 1e-4 over-fit the RM's quirks: see rl.weak_*)
-    lr: float = 5.0e-5
-    grad_clip: float = 1.0
-    kl_coef: float = 0.2  # beta, the per-token KL penalty against the SFT reference
-    adaptive_kl: bool = False  # steer beta toward target_kl (Ziegler et al. 2019)
-    target_kl: float = 6.0
-    kl_horizon: int = 10000
-    kl_stop: float = 30.0  # a step whose KL exceeds this stops training (weights of the last good step kept)
-    gamma: float = 1.0
-    lam: float = 0.95
-    clip: float = 0.2  # policy ratio clip
-    clip_value: float = 0.2
-    vf_coef: float = 0.1
-    temperature: float = 1.0
-    max_new_tokens: int = 24
-    lora: bool = False  # train a LoRA adapter (cfg.lora) on the policy; the reference is the adapter switched off
-    seeds: List[int] = field(default_factory=lambda: [0, 1])  # seeds of the main run (mean and spread reported)
-    # Lab 05's check: the mean held-out RM gain over seeds must exceed this; null where a profile is too small
-    # for the gain to be measurable (the lab then checks that PPO ran every step within its KL bound).
-    min_rm_gain: Optional[float] = 0.0
-
-
-@dataclass
-class RLConf:
-    """What the RL labs measure besides training (lablib.rl_setting, lablib.overoptimisation)."""
-    headroom_prompts: int = 96  # training prompts for the headroom table ...
-    headroom_samples: int = 8  # ... and samples per prompt (K of pass@K)
-    best_of_n: int = 64  # the largest n of the best-of-n curve (a power of two; 0: skip)
-    best_of_n_prompts: int = 60  # held-out prompts it samples for
-    # Lab 05's over-optimisation run: PPO pushed hard against the RM -- this beta, learning rate and epochs ...
-    weak_kl_coef: float = 0.0
-    weak_lr: float = 1.0e-4
-    weak_epochs: int = 4
-    weak_steps: int = 0  # ... for this many steps (0: skip)
-
-
-@dataclass
-class GRPOConf:
-    """TRL's GRPO beside PPO (lablib.grpo): batch size, temperature and response length are ``ppo``'s, so the two
-    see the same samples per step. GRPO takes one optimiser step per batch where our PPO takes
-    ``ppo.epochs`` x batch/minibatch, hence its own learning rate and beta."""
-    steps: int = 0  # GRPO runs of this many steps (0: skip)
-    generations: int = 4  # samples per prompt (a group)
-    lr: float = 1.0e-4
-    beta: float = 0.1  # the KL penalty against the reference
-
-
-@dataclass
-class RAFTConf:
-    iterations: int = 8
-    batch_size: int = 64  # prompts per iteration (b)
-    k: int = 4  # samples per prompt (K)
-    temperature: float = 1.0
-    mode: str = "per_prompt"  # per_prompt (best of each prompt's K) | global (best 1/K of the batch)
-    epochs: int = 1  # fine-tuning passes over the kept samples per iteration
-    lr: float = 1.0e-4
-    max_new_tokens: int = 24
-    seeds: List[int] = field(default_factory=lambda: [0, 1])
-    ablation: List[str] = field(default_factory=lambda: ["2:1.0", "8:1.0", "4:0.7"])  # K:temperature runs
-    ablation_iterations: int = 3
-
-
-@dataclass
-class DPOConf:
-    steps: int = 150  # DPO steps on lab 04's preference pairs
-    batch_size: int = 16  # pairs per step
-    lr: float = 1.0e-4
-    beta: float = 0.1  # how far from the reference the implicit reward lets the policy move (smaller: further)
-
-
-@dataclass
-class LeaderboardConf:
-    # What lab 07 ranks: its inputs by name, smollm2 (shipped, offline), or NAME=PATH (any saved model folder)
-    checkpoints: List[str] = field(default_factory=lambda: ["smollm2", "pretrained", "sft", "lora", "qlora", "ppo",
-                                                            "raft", "dpo", "grpo"])
-    int8: List[str] = field(default_factory=lambda: ["sft"])  # also scored with 8-bit weights (bitsandbytes)
-    max_new_tokens: int = 24
-    text_docs: int = 100  # fresh plain-text documents for the text NLL
-    batch_size: int = 32
-    chat: str = "raft"  # the checkpoint the chat helper talks to ("" for none)
-
-
-@dataclass
-class GenerateConf:
-    max_new_tokens: int = 40
-    prompts: List[str] = field(default_factory=lambda: ["Sorted from smallest to largest,"])
-
-
-@dataclass
-class LabConfig:
-    lab: str = MISSING
-    profile: str = MISSING
-    track: str = "numbers"  # the labs this config belongs to: numbers (labs/) | own (labs/own/)
-    seed: int = 0
-    domain: DomainConf = field(default_factory=DomainConf)
-    model: ModelConf = field(default_factory=ModelConf)
-    data: DataConf = field(default_factory=DataConf)
-    tokenizer: TokenizerConf = field(default_factory=TokenizerConf)
-    train: TrainConf = field(default_factory=TrainConf)
-    generate: GenerateConf = field(default_factory=GenerateConf)
-    sft: SFTConf = field(default_factory=SFTConf)
-    lora: LoRAConf = field(default_factory=LoRAConf)
-    reward: RewardConf = field(default_factory=RewardConf)
-    memory: MemoryConf = field(default_factory=MemoryConf)
-    ppo: PPOConf = field(default_factory=PPOConf)
-    rl: RLConf = field(default_factory=RLConf)
-    grpo: GRPOConf = field(default_factory=GRPOConf)
-    raft: RAFTConf = field(default_factory=RAFTConf)
-    dpo: DPOConf = field(default_factory=DPOConf)
-    leaderboard: LeaderboardConf = field(default_factory=LeaderboardConf)
-    inputs: Dict[str, str] = field(default_factory=dict)  # upstream artifacts, filled by the runner
 
 
 ConfigStore.instance().store(name="schema", node=LabConfig)
@@ -296,7 +56,12 @@ RENAMED = {
     "ppo.weak_kl_coef": "rl.weak_kl_coef", "ppo.weak_steps": "rl.weak_steps",
     "ppo.grpo_steps": "grpo.steps", "ppo.grpo_generations": "grpo.generations",
     "lora.memory_model": "memory.model", "lora.memory_steps": "memory.steps",
-    "data.max_val_docs": "data.max_val", "train.eval_blocks": "train.eval_items",
+    "data.max_val_docs": "data.val_docs", "train.eval_blocks": "train.eval_items",
+    "data.n_tasks": "domain.split.<profile>.tasks (conf/domain/numbers.yaml: one task list per profile, which "
+                    "every lab reads)",
+    "data.max_val": "data.val_docs (lab 01's held-out documents) or domain.split.<profile>.held_out (every lab's "
+                    "held-out tasks, prompts and pairs)",
+    "track": "domain=... (the track follows from the domain: numbers runs labs/, own and example run labs/own/)",
     "reward.min_accuracy_gain": "reward.min_accuracy (an absolute floor on the held-out accuracy of hand-made "
                                 "flaws: an untrained head is not at chance when it happens to favour short answers)",
 }
@@ -355,22 +120,23 @@ def _check_paths(cfg: DictConfig) -> None:
 
 
 def _check_domain(cfg: DictConfig) -> None:
-    """The domain and the track agree; your own files go to the own-domain track, in one line that says how."""
+    """The domain's own checks; your own files go to the own-domain track, in one line that says how."""
     need = _needs(cfg)
     need(cfg.domain.name in ("numbers", "own", "example"), "domain.name", "must be numbers, own or example")
     need(cfg.domain.format in ("alpaca", "prompt_completion", "messages"), "domain.format",
          "must be alpaca, prompt_completion or messages (preference pairs go in domain.pairs)")
     need(0.0 < cfg.domain.judge_share < 1.0, "domain.judge_share", "must be between 0 and 1")
-    if cfg.track == "numbers":
+    need(cfg.profile in cfg.domain.split, "domain.split",
+         f"has no entry for profile {cfg.profile!r} (conf/domain/{cfg.domain.name}.yaml)")
+    need(cfg.domain.split[cfg.profile].held_out >= 1, f"domain.split.{cfg.profile}.held_out", "must be >= 1")
+    if cfg.domain.name == "numbers":
         if cfg.data.source == "records":
             key = "domain.pairs" if cfg.data.format == "preference" else "domain.instructions"
             fmt = "" if cfg.data.format == "preference" else f" domain.format={cfg.data.format}"
             raise ConfigError(f"data=records: your own files run in the own-domain track (SmolLM2, no gold checker): "
                               f"`lab run {cfg.lab} domain=own {key}={cfg.data.path or 'FILE'}{fmt}`")
-        need(cfg.domain.name == "numbers", "domain", f"lab {cfg.lab} of the numbers track runs domain=numbers only; "
-             "run the own-domain track with `lab run LAB domain=own ...` (the runner picks labs/own/)")
+        need(cfg.domain.split[cfg.profile].tasks >= 2, f"domain.split.{cfg.profile}.tasks", "must be >= 2")
     else:
-        need(cfg.domain.name != "numbers", "domain", "the own-domain track (labs/own/) needs domain=own or example")
         need(bool(cfg.domain.instructions), "domain.instructions",
              "domain=own needs your instruction file, e.g. domain.instructions=my.jsonl (or try domain=example)")
 

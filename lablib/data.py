@@ -1,4 +1,4 @@
-"""Data: the embedded offline domain, and loaders for your own files.
+"""Data: the embedded offline domain (number lists), and the example and pair types every domain uses.
 
 The embedded domain is *number lists*. A seeded generator writes
 
@@ -17,16 +17,13 @@ and a share ``data.mistake_share`` carries a typical mistake. SFT imitates that 
 the labeller's true preference, computed by code: 1 for the bare right answer, 0.5 for the right answer with
 chatter, 0 for a wrong answer -- so SFT leaves headroom that the reward model can learn and RL can take.
 
-Everything is a pure function of a seed and sizes, so every student and CI run sees the same data.
-Loaders for user data (plain text, Alpaca / prompt-completion / preference JSON(L), saved HF
-dataset folders) report a malformed row as ``file:line: what is wrong``.
+Everything is a pure function of a seed and sizes, so every student and CI run sees the same data. The
+examples and pairs of a user's files (``lablib.files``) are the same types, :class:`Example` and :class:`Pair`.
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 
@@ -89,21 +86,38 @@ def answers(xs: List[int]) -> Dict[str, str]:
     return {name: fn(xs) for name, (_, fn) in TASKS.items()}
 
 
-def make_corpus(n_docs: int, seed: int, min_numbers: int = 3, max_numbers: int = 4,
-                max_value: int = 9) -> List[str]:
-    """``n_docs`` prose documents about number lists, a pure function of the arguments."""
-    rng = random.Random(f"corpus-{seed}")
+def _states(template: str) -> str:
+    """The task whose answer a corpus sentence states (its placeholder besides ``{L}``)."""
+    return next(name for name in TASKS if "{" + name + "}" in template)
+
+
+def make_corpus(n_docs: int, seed: int, min_numbers: int = 3, max_numbers: int = 4, max_value: int = 9,
+                exclude: Iterable[Tuple[str, Tuple[int, ...]]] = ()) -> List[str]:
+    """``n_docs`` prose documents about number lists, a pure function of the arguments. No sentence states the
+    answer of a task in ``exclude`` (``(kind, numbers)`` pairs: the held-out tasks) -- the same list under the
+    same operation is drawn again."""
+    rng, exclude = random.Random(f"corpus-{seed}"), set(exclude)
     docs = []
     for _ in range(n_docs):
         sentences = [rng.choice(_OPENERS).format(s=rng.choice("ABCDEFGH"),
                                                  L=_fmt(random_list(rng, min_numbers, max_numbers, max_value)))]
         for _ in range(rng.randint(2, 4)):
-            xs = random_list(rng, min_numbers, max_numbers, max_value)
-            sentences.append(rng.choice(_SENTENCES).format(L=_fmt(xs), **answers(xs)))
+            while True:
+                xs = random_list(rng, min_numbers, max_numbers, max_value)
+                template = rng.choice(_SENTENCES)
+                if (_states(template), tuple(xs)) not in exclude:
+                    break
+            sentences.append(template.format(L=_fmt(xs), **answers(xs)))
         if rng.random() < 0.3:  # the clerk's chatter, which the demonstrations of lab 02 also hold
             sentences.append(rng.choice(_FILLER))
         docs.append(" ".join(sentences))
     return docs
+
+
+def stated_answers(kind: str, numbers: Sequence[int]) -> List[str]:
+    """Every corpus sentence that would state the answer of the task ``(kind, numbers)``."""
+    xs = list(numbers)
+    return [t.format(L=_fmt(xs), **answers(xs)) for t in _SENTENCES if _states(t) == kind]
 
 
 ALPACA_WITH_INPUT = (
@@ -221,149 +235,6 @@ def split(items: Sequence, val_fraction: float, max_val: int | None = None) -> T
     return list(items[:-n_val]), list(items[-n_val:])
 
 
-# --------------------------------------------------------------------------------------------
-# Loading user data
-# --------------------------------------------------------------------------------------------
-FORMATS: Dict[str, Tuple[str, ...]] = {
-    "alpaca": ("instruction", "output"),  # "input" optional
-    "prompt_completion": ("prompt", "completion"),
-    "preference": ("prompt", "chosen", "rejected"),
-    "messages": ("messages",),
-    "text": ("text",),
-}
-
-
-def _text_files(path: Path) -> List[Path]:
-    if path.is_dir():
-        files = sorted(path.rglob("*.txt"))
-        if not files:
-            raise DataError(f"{path}: folder holds no *.txt files")
-        return files
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    return [path]
-
-
-def read_lines(path: Path) -> List[str]:
-    """A UTF-8 text file's lines; a byte that is not UTF-8 fails as ``file:line: not UTF-8 ...`` (tokenizers
-    would otherwise learn replacement characters, or the whole file fail with a byte offset)."""
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        raise DataError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {column}); "
-                        "save the file as UTF-8") from None
-
-
-def load_texts(path: str | Path) -> List[str]:
-    """Plain-text documents: each non-empty line of a file (or of every *.txt file in a folder)."""
-    docs = [line.strip() for f in _text_files(Path(path)) for line in read_lines(f) if line.strip()]
-    if not docs:
-        raise DataError(f"{path}: no non-empty lines")
-    return docs
-
-
-def _rows(path: Path) -> Iterable[Tuple[str, object]]:
-    """(location, row) for a JSONL file (location file:line) or a JSON array (file:item N)."""
-    if path.suffix == ".jsonl":
-        for i, line in enumerate(read_lines(path), 1):
-            if line.strip():
-                try:
-                    yield f"{path}:{i}", json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-        return
-    try:
-        data = json.loads("\n".join(read_lines(path)))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
-    for i, row in enumerate(data):
-        yield f"{path}:item {i}", row
-
-
-def load_records(path: str | Path, fmt: str) -> List[Dict]:
-    """Records of one of :data:`FORMATS` from JSON or JSONL; the first bad row fails with its location."""
-    if fmt not in FORMATS:
-        raise DataError(f"unknown data format {fmt!r}; known: {sorted(FORMATS)}")
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.suffix not in (".json", ".jsonl"):
-        raise DataError(f"{path}: expected a .json or .jsonl file")
-    records = []
-    for where, row in _rows(path):
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected an object, got {type(row).__name__}")
-        for key in FORMATS[fmt]:
-            if key not in row:
-                raise DataError(f"{where}: missing field {key!r} (format {fmt} needs {list(FORMATS[fmt])})")
-            if key != "messages" and not isinstance(row[key], str):
-                raise DataError(f"{where}: field {key!r} must be a string, got {type(row[key]).__name__}")
-            if key != "messages" and key != "prompt" and not row[key].strip():
-                raise DataError(f"{where}: field {key!r} is empty")
-        if fmt == "messages":
-            _check_messages(row["messages"], where)
-        if fmt == "preference" and row["chosen"].strip() == row["rejected"].strip():
-            raise DataError(f"{where}: 'chosen' and 'rejected' are identical")
-        records.append(row)
-    if not records:
-        raise DataError(f"{path}: no records")
-    return records
-
-
-def _check_messages(messages, where: str) -> None:
-    """A single-turn chat: optional system message, one user message, one non-empty assistant reply."""
-    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise DataError(f"{where}: 'messages' must be a list of {{role, content}} objects")
-    roles = [m.get("role") for m in messages]
-    if roles not in (["user", "assistant"], ["system", "user", "assistant"]):
-        raise DataError(f"{where}: expected roles [system,] user, assistant; got {roles}")
-    for m in messages:
-        if not isinstance(m.get("content"), str) or (m["role"] != "system" and not m["content"].strip()):
-            raise DataError(f"{where}: the {m['role']} message needs non-empty string 'content'")
-
-
-def dedupe(items: Sequence, key: Callable = lambda x: x) -> Tuple[list, int]:
-    """``items`` without repeats of ``key`` (the first of each kept, order kept), and how many were dropped: a
-    repeated prompt would otherwise land on both sides of the train/held-out split."""
-    seen, out = set(), []
-    for item in items:
-        if key(item) not in seen:
-            seen.add(key(item))
-            out.append(item)
-    return out, len(items) - len(out)
-
-
-def to_examples(records: List[Dict], fmt: str) -> List[Example]:
-    """Instruction examples from records loaded with :func:`load_records`."""
-    if fmt == "alpaca":
-        return [Example(r["instruction"], r.get("input", "") or "", r["output"]) for r in records]
-    if fmt == "prompt_completion":
-        return [Example(r["prompt"], "", r["completion"]) for r in records]
-    if fmt == "messages":
-        return [Example(r["messages"][-2]["content"], "", r["messages"][-1]["content"]) for r in records]
-    raise DataError(f"data.format={fmt}: instruction data must be alpaca, prompt_completion or messages")
-
-
-def instruction_examples(data_cfg, seed: int) -> Tuple[list, list]:
-    """Train and held-out instruction examples: the embedded tasks (split by task instance, so no
-    held-out task is ever trained on; the training tasks carry mixed-quality demonstrations), or a user's file
-    (``data=records data.path=F data.format=alpaca``)."""
-    if data_cfg.source == "synthetic":
-        items = make_tasks(data_cfg.n_tasks, seed, data_cfg.kinds, min_numbers=data_cfg.min_numbers,
-                           max_numbers=data_cfg.max_numbers, max_value=data_cfg.max_value)
-        train, val = split(items, data_cfg.val_fraction, data_cfg.max_val)
-        return demonstrations(train, data_cfg.preferred_share, data_cfg.mistake_share, seed), val
-    if data_cfg.source == "records":
-        items = to_examples(load_records(data_cfg.path, data_cfg.format), data_cfg.format)
-        return split(items, data_cfg.val_fraction, data_cfg.max_val)
-    raise DataError(f"data.source={data_cfg.source}: instruction tuning needs synthetic or records data")
-
-
 def chatty(answer: str, rng: random.Random) -> str:
     """The dispreferred style: the answer, then a line of chatter."""
     return f"{answer}\n{rng.choice(_FILLER)}"
@@ -441,58 +312,6 @@ def user_turn(example) -> str:
     return f"{example.instruction}\n{example.input}" if example.input.strip() else example.instruction
 
 
-def pair_records(path: str | Path) -> List[Pair]:
-    """Pairs from a preference file (JSON/JSONL rows with prompt, chosen, rejected; optional how): a user's, or
-    the one lab 04 saves."""
-    return [Pair(Example(r["prompt"], "", r["chosen"]), r["chosen"], r["rejected"], r.get("how") or "file")
-            for r in load_records(path, "preference")]
-
-
 def pair_rows(pairs: Sequence[Pair]) -> List[Dict[str, str]]:
     """Pairs as preference-file rows (the inverse of :func:`pair_records`); the prompt is the user turn."""
     return [{"prompt": user_turn(p.example), "chosen": p.chosen, "rejected": p.rejected, "how": p.how} for p in pairs]
-
-
-def preference_splits(data_cfg, seed: int) -> Tuple[List[Pair], List[Pair]]:
-    """Train and held-out preference pairs: built from the embedded tasks (the held-out ones are SFT's held-out
-    tasks), or read from ``data=records data.format=preference data.path=F``."""
-    if data_cfg.source == "records" and data_cfg.format == "preference":
-        return split(pair_records(data_cfg.path), data_cfg.val_fraction, data_cfg.max_val)
-    train, val = instruction_examples(data_cfg, seed)
-    return preference_pairs(train, seed), preference_pairs(val, seed + 1)
-
-
-def load_hf_folder(path: str | Path, text_field: str = "text") -> List[str]:
-    """The ``text_field`` column of a dataset saved with ``Dataset.save_to_disk`` (train split if a dict)."""
-    from datasets import DatasetDict, load_from_disk
-
-    try:
-        ds = load_from_disk(str(path))
-    except FileNotFoundError:
-        raise DataError(f"{path}: not a saved Hugging Face dataset folder") from None
-    if isinstance(ds, DatasetDict):
-        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
-    if text_field not in ds.column_names:
-        raise DataError(f"{path}: no column {text_field!r} (data.text_field); columns: {ds.column_names}")
-    return [t for t in ds[text_field] if t and t.strip()]
-
-
-def load_hub(name: str, text_field: str = "text") -> List[str]:
-    """Online only: a hub dataset's train split. Offline (HF_DATASETS_OFFLINE=1) this fails fast."""
-    from datasets import load_dataset
-
-    ds = load_dataset(name, split="train")
-    return [t for t in ds[text_field] if t and t.strip()]
-
-
-def pretraining_corpus(data_cfg, seed: int) -> Tuple[List[str], List[str]]:
-    """Train and validation documents for ``cfg.data`` (synthetic by default)."""
-    if data_cfg.source == "synthetic":
-        docs = make_corpus(data_cfg.n_docs, seed, data_cfg.min_numbers, data_cfg.max_numbers, data_cfg.max_value)
-    elif data_cfg.source == "text":
-        docs = load_texts(data_cfg.path)
-    elif data_cfg.source == "hf":
-        docs = load_hf_folder(data_cfg.path, data_cfg.text_field)
-    else:
-        docs = load_hub(data_cfg.path, data_cfg.text_field)
-    return split(docs, data_cfg.val_fraction, data_cfg.max_val)

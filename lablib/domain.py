@@ -1,28 +1,32 @@
-"""Your own domain: the data of the own-domain track (``labs/own/``), read from the user's files.
+"""A domain: what the course is about. Every lab reads its data, its one held-out split and its scores here.
 
-``domain=own`` (or the shipped ``domain=example``) names up to three files:
+Two domains implement one interface (:class:`Domain`), and the labs call the same functions for both:
 
-* ``domain.corpus`` -- plain text, one document per line, for lab 01's continued pretraining (optional);
-* ``domain.instructions`` -- instruction records (Alpaca, prompt/completion or messages) for SFT and LoRA;
-* ``domain.pairs`` -- preference pairs (prompt, chosen, rejected) for the reward model and DPO (optional:
-  without them the RL labs are skipped).
+* **numbers** (``domain=numbers``, the labs in ``labs/``): number-list tasks generated in code, whose answers
+  code checks -- the gold reward. Lab 01's corpus describes number lists in prose and is drawn around the
+  held-out tasks: it never states the answer to one.
+* **your files** (``domain=own``, or the shipped ``domain=example``; the labs in ``labs/own/``) name up to three
+  files: ``domain.corpus`` (plain text, one document per line, for lab 01; optional),
+  ``domain.instructions`` (Alpaca, prompt/completion or messages records, for SFT and LoRA) and
+  ``domain.pairs`` (prompt, chosen, rejected; optional: without them the RL labs are skipped). There is **no
+  gold checker** for open-ended answers, so no gold metric is ever printed. The reward model (RM) stands in for
+  the labellers -- and a policy optimised against it will fool it (Goodhart). So the training pairs are split, by
+  prompt, between the RM and a **judge**: a second RM trained on pairs no optimiser ever sees, which scores the
+  win rate of each method against the SFT model.
 
-There is **no gold checker** for open-ended answers, so nothing here reports exact match or a gold reward.
-The reward model (RM) stands in for the labellers -- and a policy optimised against it will fool it
-(Goodhart). So the training pairs are split, by prompt, between the RM and a **judge**: a second RM trained on
-pairs no optimiser ever sees, which scores the win rate of each method against the SFT model.
-
-Every file is checked row by row before any training: a bad row fails with its ``file:line``; repeated
-prompts are dropped and counted.
+A domain owns its split: ``domain.split.<profile>`` (``conf/domain/*.yaml``) says how many tasks there are and
+how many of them, the tail, are held out -- once per domain and profile, read by every lab. The track (which
+notebooks run) follows from the domain alone. Every file is checked row by row before any training: a bad row
+fails with its ``file:line``; repeated prompts are dropped and counted.
 """
 from __future__ import annotations
 
 import hashlib
 import random
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import config, data
+from . import config, data, files
 
 
 @dataclass
@@ -35,75 +39,221 @@ class Split:
 
 @dataclass
 class PairSplit:
-    """Preference pairs split by prompt: the RM's, the judge's (disjoint prompts) and the held-out ones."""
+    """Preference pairs split by prompt: the RM's, the judge's (disjoint prompts; none in the numbers domain,
+    whose gold checker needs no judge) and the held-out ones."""
     rm: list
     judge: list
     val: list
     duplicates: int = 0
 
 
-def paths(cfg) -> dict:
-    """The domain's files that are set, by key (``corpus``, ``instructions``, ``pairs``), as resolved paths."""
-    return {k: config.local_path(v) for k in ("corpus", "instructions", "pairs") if (v := cfg.domain[k])}
+def held_out(cfg) -> int:
+    """How many items the domain holds out under the config's profile (``domain.split.<profile>.held_out``)."""
+    return sizes(cfg).held_out
 
 
-def key(cfg) -> str:
-    """The run-folder name of the domain: runs of different domains or files never share a folder."""
-    if cfg.domain.name == "numbers":
+def sizes(cfg):
+    """``domain.split.<profile>``: the task count and the held-out size every lab of this profile reads."""
+    entry = cfg.domain.split.get(cfg.profile)
+    if entry is None:
+        raise config.ConfigError(f"domain.split: no entry for profile {cfg.profile!r} in conf/domain/"
+                                 f"{cfg.domain.name}.yaml (entries: {', '.join(cfg.domain.split)})")
+    return entry
+
+
+class Domain:
+    """The interface both domains implement. ``track`` names the notebooks that run it (``numbers``: labs/,
+    ``own``: labs/own/); ``gold`` says whether code checks an answer (the gold reward, exact match)."""
+    name = ""
+    track = ""
+    gold = False
+
+    def corpus(self, cfg) -> Optional[Tuple[List[str], List[str]]]:
+        """Lab 01's (train, validation) documents, or ``None`` where the domain has no corpus."""
+        raise NotImplementedError
+
+    def instructions(self, cfg) -> Split:
+        """Train and held-out instruction examples; no held-out prompt is ever in the training side."""
+        raise NotImplementedError
+
+    def pairs(self, cfg) -> Optional[PairSplit]:
+        """Preference pairs, split like the instructions; ``None`` without pairs (the RL labs are then skipped)."""
+        raise NotImplementedError
+
+    def key(self, cfg) -> str:
+        """The run-folder name of the domain: runs of different domains or files never share a folder."""
+        return self.name
+
+    def fingerprint(self, cfg) -> str:
+        """A hash of the data the domain reads from outside the code ("" when it reads none)."""
         return ""
-    if cfg.domain.name == "example":
-        return "example"
-    named = "\0".join(f"{k}={p.resolve()}" for k, p in sorted(paths(cfg).items())) + f"\0{cfg.domain.format}"
-    return "own-" + hashlib.sha256(named.encode()).hexdigest()[:8]
+
+    def answer_scores(self, examples: Sequence, responses: Sequence[str]) -> dict:
+        """What code can say about each response: gold reward, exact match and share right ({} without gold)."""
+        return {}
+
+    def rank_key(self, row: dict) -> tuple:
+        """How checkpoints are ranked (smaller first): the leaderboard's order."""
+        raise NotImplementedError
 
 
-def fingerprint(cfg) -> str:
-    """A hash of the domain files' contents: an edited file makes the labs that read it stale."""
-    h = hashlib.sha256()
-    for _, path in sorted(paths(cfg).items()):
-        files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
-        for f in files:
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+class Numbers(Domain):
+    """The embedded domain: number-list tasks generated from ``seed``, checked by code."""
+    name = track = "numbers"
+    gold = True
+
+    def tasks(self, cfg) -> Tuple[list, list]:
+        """The one task list of this profile, split: (training tasks, held-out tasks)."""
+        d, n = cfg.data, sizes(cfg)
+        items = data.make_tasks(n.tasks, cfg.seed, d.kinds, min_numbers=d.min_numbers, max_numbers=d.max_numbers,
+                                max_value=d.max_value)
+        return data.split(items, d.val_fraction, n.held_out)
+
+    def corpus(self, cfg):
+        """Lab 01's corpus: generated prose that never states a held-out task's answer, or the user's text
+        (``data=text|hf|hub``), which cannot be drawn around anything."""
+        d = cfg.data
+        if d.source == "synthetic":
+            held = [(t.kind, t.numbers) for t in self.tasks(cfg)[1]]
+            docs = data.make_corpus(d.n_docs, cfg.seed, d.min_numbers, d.max_numbers, d.max_value, exclude=held)
+        elif d.source == "text":
+            docs = files.load_texts(d.path)
+        elif d.source == "hf":
+            docs = files.load_hf_folder(d.path, d.text_field)
+        else:
+            docs = files.load_hub(d.path, d.text_field)
+        return data.split(docs, d.val_fraction, d.val_docs)
+
+    def instructions(self, cfg) -> Split:
+        """The training tasks with mixed-quality demonstrations, and the held-out tasks."""
+        train, val = self.tasks(cfg)
+        return Split(data.demonstrations(train, cfg.data.preferred_share, cfg.data.mistake_share, cfg.seed), val)
+
+    def pairs(self, cfg) -> PairSplit:
+        """One pair per task: the reference chosen, a hand-made flaw rejected (held out: the held-out tasks')."""
+        split = self.instructions(cfg)
+        return PairSplit(data.preference_pairs(split.train, cfg.seed), [], data.preference_pairs(split.val, cfg.seed + 1))
+
+    def key(self, cfg) -> str:
+        return ""  # the numbers runs live at the top of a profile's folder
+
+    def answer_scores(self, examples, responses) -> dict:
+        from . import evaluation
+
+        return evaluation.task_scores(examples, responses)
+
+    def rank_key(self, row) -> tuple:
+        return (-row["gold_reward"], row["nll"], row["checkpoint"])
 
 
-def corpus(cfg) -> Optional[Tuple[List[str], List[str]]]:
-    """(train, validation) documents of ``domain.corpus``, repeats dropped; ``None`` without a corpus."""
-    if not cfg.domain.corpus:
-        return None
-    docs, _ = data.dedupe(data.load_texts(config.local_path(cfg.domain.corpus)))
-    return data.split(docs, cfg.data.val_fraction, cfg.data.max_val)
+class Files(Domain):
+    """Your own files (``domain=own``), or the shipped example (``domain=example``)."""
+    track = "own"
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @staticmethod
+    def paths(cfg) -> dict:
+        """The domain's files that are set, by key (``corpus``, ``instructions``, ``pairs``), as resolved paths."""
+        return {k: config.local_path(v) for k in ("corpus", "instructions", "pairs") if (v := cfg.domain[k])}
+
+    def key(self, cfg) -> str:
+        if self.name == "example":
+            return "example"
+        named = "\0".join(f"{k}={p.resolve()}" for k, p in sorted(self.paths(cfg).items())) + f"\0{cfg.domain.format}"
+        return "own-" + hashlib.sha256(named.encode()).hexdigest()[:8]
+
+    def fingerprint(self, cfg) -> str:
+        """A hash of the files' contents: an edited file makes the labs that read it stale."""
+        h = hashlib.sha256()
+        for _, path in sorted(self.paths(cfg).items()):
+            for f in (sorted(path.rglob("*.txt")) if path.is_dir() else [path]):
+                h.update(f.read_bytes())
+        return h.hexdigest()[:16]
+
+    def corpus(self, cfg):
+        """(train, validation) documents of ``domain.corpus``, repeats dropped; ``None`` without a corpus."""
+        if not cfg.domain.corpus:
+            return None
+        docs, _ = files.dedupe(files.load_texts(config.local_path(cfg.domain.corpus)))
+        return data.split(docs, cfg.data.val_fraction, held_out(cfg))
+
+    def instructions(self, cfg) -> Split:
+        """A repeated prompt (instruction and input) keeps its first record, so no held-out prompt is trained on."""
+        records = files.load_records(config.local_path(cfg.domain.instructions), cfg.domain.format)
+        examples, dropped = files.dedupe(files.to_examples(records, cfg.domain.format), key=data.user_turn)
+        train, val = data.split(examples, cfg.data.val_fraction, held_out(cfg))
+        return Split(train, val, dropped)
+
+    def pairs(self, cfg) -> Optional[PairSplit]:
+        """``domain.pairs`` split by prompt: the held-out tail, then the rest drawn (seeded) between the RM and
+        the judge (a share ``domain.judge_share``)."""
+        if not cfg.domain.pairs:
+            return None
+        rows, dropped = files.dedupe(files.pair_records(config.local_path(cfg.domain.pairs)),
+                                    key=lambda p: (p.example.instruction, p.chosen, p.rejected))
+        prompts = list(dict.fromkeys(p.example.instruction for p in rows))
+        if len(prompts) < 3:
+            raise data.DataError(f"{cfg.domain.pairs}: {len(prompts)} distinct prompts; the RM, the judge and the "
+                                 "held-out pairs need at least 3")
+        rest, held = data.split(prompts, cfg.data.val_fraction, held_out(cfg))
+        rng = random.Random(f"judge-{cfg.seed}")
+        judged = {p for p in rest if rng.random() < cfg.domain.judge_share}
+        if not judged or judged == set(rest):  # both sides need pairs
+            judged = set(rest[: max(1, len(rest) // 2)])
+        held = set(held)
+        return PairSplit([p for p in rows if p.example.instruction not in judged | held],
+                         [p for p in rows if p.example.instruction in judged],
+                         [p for p in rows if p.example.instruction in held], dropped)
+
+    def rank_key(self, row) -> tuple:
+        """The judge's win rate against SFT where there is a judge, then bits per byte of the references."""
+        return (-row.get("win_rate", 0.0), row["bits_per_byte"], row["checkpoint"])
+
+
+DOMAINS: Dict[str, Domain] = {"numbers": Numbers(), "own": Files("own"), "example": Files("example")}
+
+
+def named(name: str) -> Domain:
+    if name not in DOMAINS:
+        raise config.ConfigError(f"domain={name!r}: must be one of {', '.join(DOMAINS)}")
+    return DOMAINS[name]
+
+
+def of(cfg) -> Domain:
+    """The domain a config runs."""
+    return named(cfg.domain.name)
+
+
+def track_of(overrides: Sequence[str] = (), keys: Sequence[str] = ()) -> str:
+    """The track a command runs, from the domain it names (``domain=...``; a lab named ``own/NN`` runs the own
+    track's default domain): the track follows from the domain alone."""
+    chosen = [str(o).partition("=")[2] for o in overrides if str(o).partition("=")[0].lstrip("+") == "domain"]
+    if chosen:
+        return named(chosen[-1]).track
+    return "own" if any(str(k).startswith("own/") for k in keys) else "numbers"
+
+
+# The interface as functions of a config: what the labs call, whatever the domain.
+def corpus(cfg):
+    return of(cfg).corpus(cfg)
 
 
 def instructions(cfg) -> Split:
-    """Train and held-out instruction examples of ``domain.instructions``; a repeated prompt (instruction and
-    input) keeps its first record, so no held-out prompt is trained on."""
-    records = data.load_records(config.local_path(cfg.domain.instructions), cfg.domain.format)
-    examples, dropped = data.dedupe(data.to_examples(records, cfg.domain.format), key=data.user_turn)
-    train, val = data.split(examples, cfg.data.val_fraction, cfg.data.max_val)
-    return Split(train, val, dropped)
+    return of(cfg).instructions(cfg)
 
 
 def pairs(cfg) -> Optional[PairSplit]:
-    """``domain.pairs`` split by prompt: the held-out tail, then the rest drawn (seeded) between the RM and the
-    judge (a share ``domain.judge_share``); ``None`` without pairs."""
-    if not cfg.domain.pairs:
-        return None
-    rows, dropped = data.dedupe(data.pair_records(config.local_path(cfg.domain.pairs)),
-                                key=lambda p: (p.example.instruction, p.chosen, p.rejected))
-    prompts = list(dict.fromkeys(p.example.instruction for p in rows))
-    if len(prompts) < 3:
-        raise data.DataError(f"{cfg.domain.pairs}: {len(prompts)} distinct prompts; the RM, the judge and the "
-                             "held-out pairs need at least 3")
-    rest, held_out = data.split(prompts, cfg.data.val_fraction, cfg.data.max_val)
-    rng = random.Random(f"judge-{cfg.seed}")
-    judged = {p for p in rest if rng.random() < cfg.domain.judge_share}
-    if not judged or judged == set(rest):  # both sides need pairs
-        judged = set(rest[: max(1, len(rest) // 2)])
-    held = set(held_out)
-    return PairSplit([p for p in rows if p.example.instruction not in judged | held],
-                     [p for p in rows if p.example.instruction in judged],
-                     [p for p in rows if p.example.instruction in held], dropped)
+    return of(cfg).pairs(cfg)
+
+
+def key(cfg) -> str:
+    return of(cfg).key(cfg)
+
+
+def fingerprint(cfg) -> str:
+    return of(cfg).fingerprint(cfg)
 
 
 def win_rate(scores: Sequence[float], baseline: Sequence[float], responses: Sequence[str] = (),

@@ -35,9 +35,9 @@ def weights_hash(model) -> str:
 
 def pretraining(cfg, out: Path):
     """Lab 01's pipeline: corpus, tokenizer, packed blocks, model, ``training.pretrain``."""
-    from . import data, evaluation, models, tokenization, training
+    from . import domain, evaluation, models, tokenization, training
 
-    train_docs, val_docs = data.pretraining_corpus(cfg.data, cfg.seed)
+    train_docs, val_docs = domain.corpus(cfg)
     if cfg.model.source == "scratch":  # deterministic: every rank trains the same tokenizer
         tokenizer = tokenization.train_bpe(train_docs, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
         model = models.build_scratch(cfg.model, len(tokenizer), tokenizer)
@@ -53,11 +53,11 @@ def pretraining(cfg, out: Path):
 
 def sft(cfg, out: Path):
     """Lab 02's pipeline: instruction data, the upstream model, ``sft.make_trainer`` and ``sft.fit``."""
-    from . import data, evaluation, models
+    from . import domain, evaluation, models
     from . import sft as sft_mod
 
-    train_ex, val_ex = data.instruction_examples(cfg.data, cfg.seed)
-    val_ex = val_ex[: cfg.sft.eval_examples or None]
+    split = domain.instructions(cfg)
+    train_ex, val_ex = split.train, split.val[: cfg.sft.eval_examples or None]
     model, tokenizer = models.load_pretrained(cfg.model, models.start_path(cfg))
     trainer = sft_mod.make_trainer(model, tokenizer, train_ex, val_ex, cfg, out / "checkpoints")
     result = sft_mod.fit(trainer)

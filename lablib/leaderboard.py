@@ -13,14 +13,15 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import torch
 
 from . import config, evaluation, generation, models
 
-COLUMNS = ("rank", "checkpoint", "gold_reward", "exact_match", "rm", "nll", "nll_per_token", "text_nll",
-           "text_nll_per_token", "response_tokens", "tokens_per_s", "memory_mb", "params")
+COLUMNS = ("rank", "checkpoint", "gold_reward", "exact_match", "rm", "judge", "win_rate", "nll", "nll_per_token",
+           "bits_per_byte", "text_nll", "text_nll_per_token", "response_tokens", "length", "tokens_per_s", "memory_mb",
+           "params")
 
 
 class EvalError(ValueError):
@@ -104,77 +105,96 @@ def chat_prompts(examples: Sequence, tokenizer, fmt: str = "chatml") -> List[str
     return [generation.prompt_text(e, fmt, tokenizer) for e in examples]
 
 
-def score(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], texts: Sequence[str], reward_fn,
-          lb_cfg) -> dict:
-    """One leaderboard row: greedy responses to ``prompts`` scored by gold and by ``reward_fn`` (the reward
-    model), NLL of the reference responses and of plain ``texts`` (summed per sample, averaged), generation
-    speed and the weights' memory footprint."""
+def score(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], texts: Sequence[str],
+          reward_fns: Dict[str, Callable], lb_cfg, dom=None) -> dict:
+    """One leaderboard row: greedy responses to ``prompts``, scored by each of ``reward_fns`` (``{name: fn}``: the
+    RM, a judge) and by the domain ``dom`` where code can check an answer (the gold reward, exact match); the NLL
+    of the reference responses (summed per response, per token, and in bits per byte, which compares any
+    tokenizers) and of plain ``texts`` (if any); the responses' mean length, generation speed and the weights'
+    memory footprint. A metric the domain does not have is not in the row."""
+    from . import domain
+
+    dom = dom or domain.named("numbers")
     model, tokenizer = load(checkpoint)
     responses = generation.generate_batch(model, tokenizer, prompts, lb_cfg.max_new_tokens, generation.stop_ids(tokenizer),
                                           batch_size=lb_cfg.batch_size)
     speed = evaluation.generation_speed(model, tokenizer, prompts[:lb_cfg.batch_size], lb_cfg.max_new_tokens,
                                         repeats=3)
-    tasks = evaluation.task_scores(examples, responses)
     nll = evaluation.response_nll(model, tokenizer, prompts, [e.output for e in examples], lb_cfg.batch_size)
-    text = evaluation.text_nll(model, tokenizer, texts, lb_cfg.batch_size)
-    return {"checkpoint": checkpoint.label, "gold_reward": tasks["gold_reward"], "exact_match": tasks["exact_match"],
-            "rm": sum(reward_fn(examples, responses)) / len(examples), "nll": nll["nll"],
-            "nll_per_token": nll["nll_per_token"], "text_nll": text["nll"],
-            "text_nll_per_token": text["nll_per_token"],
-            "response_tokens": nll["nll"] / nll["nll_per_token"] if nll["nll_per_token"] else 0.0,
-            "tokens_per_s": speed, "memory_mb": model.get_memory_footprint() / 2 ** 20,
-            "params": models.count_params(model)["total"], "kinds": tasks["kinds"], "responses": responses}
+    scores = {name: fn(examples, responses) for name, fn in reward_fns.items()}
+    row = {"checkpoint": checkpoint.label, **dom.answer_scores(examples, responses),
+           **{name: sum(v) / len(v) for name, v in scores.items()}, "scores": scores,
+           "nll": nll["nll"], "nll_per_token": nll["nll_per_token"], "bits_per_byte": nll["bits_per_byte"],
+           "response_tokens": nll["nll"] / nll["nll_per_token"] if nll["nll_per_token"] else 0.0,
+           "length": sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses) / len(responses),
+           "tokens_per_s": speed, "memory_mb": model.get_memory_footprint() / 2 ** 20,
+           "params": models.count_params(model)["total"], "responses": responses}
+    if texts:
+        text = evaluation.text_nll(model, tokenizer, texts, lb_cfg.batch_size)
+        row.update(text_nll=text["nll"], text_nll_per_token=text["nll_per_token"])
+    return row
 
 
 def build(checkpoints: Sequence[Checkpoint], examples: Sequence, prompts: Sequence[str], texts: Sequence[str],
-          reward_fn, lb_cfg, progress: bool = True) -> List[dict]:
-    """:func:`score` every checkpoint (a progress bar across them), then :func:`rank` the rows."""
+          reward_fns: Dict[str, Callable], cfg, progress: bool = True) -> List[dict]:
+    """:func:`score` every checkpoint (a progress bar across them); with a judge among ``reward_fns``, each row's
+    win rate against the SFT row (:func:`lablib.domain.win_rate`); then :func:`rank` the rows the domain's way."""
     from tqdm.auto import tqdm
 
-    return rank([score(c, examples, prompts, texts, reward_fn, lb_cfg)
-                 for c in tqdm(checkpoints, desc="checkpoints", disable=not progress)])
+    from . import domain
+
+    dom = domain.of(cfg)
+    rows = [score(c, examples, prompts, texts, reward_fns, cfg.leaderboard, dom)
+            for c in tqdm(checkpoints, desc="checkpoints", disable=not progress)]
+    if "judge" in reward_fns:
+        base = next(r for r in rows if r["checkpoint"] == "sft")
+        for r in rows:
+            r["win_rate"] = domain.win_rate(r["scores"]["judge"], base["scores"]["judge"], r["responses"],
+                                            base["responses"])["rate"]
+    return rank(rows, dom)
 
 
-def score_open(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], reward_fns: dict, lb_cfg) -> dict:
-    """One row of a leaderboard without a gold checker (the own-domain track): greedy responses to ``prompts``,
-    their mean length and the mean of each of ``reward_fns`` (``{name: fn}``: the RM, the judge), and the NLL of the
-    reference responses -- summed per response, and in bits per byte, which compares any tokenizers."""
-    model, tokenizer = load(checkpoint)
-    responses = generation.generate_batch(model, tokenizer, prompts, lb_cfg.max_new_tokens, generation.stop_ids(tokenizer),
-                                          batch_size=lb_cfg.batch_size)
-    nll = evaluation.response_nll(model, tokenizer, prompts, [e.output for e in examples], lb_cfg.batch_size)
-    scores = {name: fn(examples, responses) for name, fn in reward_fns.items()}
-    return {"checkpoint": checkpoint.label, "nll": nll["nll"], "bits_per_byte": nll["bits_per_byte"],
-            **{name: sum(v) / len(v) for name, v in scores.items()}, "scores": scores,
-            "length": sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses) / len(responses),
-            "params": models.count_params(model)["total"], "responses": responses}
+def rank(rows: Sequence[dict], dom=None) -> List[dict]:
+    """Rows best first, the domain's way (numbers: highest gold reward, then lowest response NLL; your files: the
+    judge's win rate, then bits per byte), with a ``rank`` column (1 = best)."""
+    from . import domain
 
-
-def rank(rows: Sequence[dict]) -> List[dict]:
-    """Rows best first -- highest gold reward, then lowest response NLL -- with a ``rank`` column (1 = best)."""
-    ordered = sorted(rows, key=lambda r: (-r["gold_reward"], r["nll"], r["checkpoint"]))
+    ordered = sorted(rows, key=(dom or domain.named("numbers")).rank_key)
     return [{**r, "rank": i} for i, r in enumerate(ordered, 1)]
 
 
-def to_csv(rows: Sequence[dict], columns: Sequence[str] = COLUMNS) -> str:
-    """The leaderboard's ``columns`` as CSV text (floats to 6 significant digits)."""
+def columns(rows: Sequence[dict]) -> List[str]:
+    """The CSV's columns for ``rows``: :data:`COLUMNS` that the rows have (a metric a domain lacks is left out)."""
+    return [c for c in COLUMNS if c in rows[0]] if rows else list(COLUMNS)
+
+
+def to_csv(rows: Sequence[dict], names: Sequence[str] | None = None) -> str:
+    """The leaderboard as CSV text (floats to 6 significant digits): ``names``, or the :func:`columns` of the rows."""
+    names = list(names or columns(rows))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow(names)
     for r in rows:
-        writer.writerow([f"{r[c]:.6g}" if isinstance(r[c], float) else r[c] for c in columns])
+        writer.writerow([f"{r[c]:.6g}" if isinstance(r[c], float) else r[c] for c in names])
     return buf.getvalue()
 
 
+# What a table shows of a row, in this order, where the rows have it: (key, header, format).
+SHOWN = (("gold_reward", "gold", "{:.2f}"), ("exact_match", "exact", "{:.0%}"), ("rm", "RM", "{:+.2f}"),
+         ("judge", "judge", "{:+.2f}"), ("win_rate", "win vs SFT", "{:.0%}"), ("nll", "NLL", "{:.2f}"),
+         ("nll_per_token", "NLL/tok", "{:.3f}"), ("bits_per_byte", "bits/byte", "{:.3f}"),
+         ("text_nll", "text NLL", "{:.1f}"), ("length", "length", "{:.1f}"), ("tokens_per_s", "tok/s", "{:.0f}"),
+         ("memory_mb", "MB", "{:.1f}"))
+
+
 def table(rows: Sequence[dict]) -> str:
-    """The leaderboard as aligned text."""
-    head = (f"{'#':>2} {'checkpoint':<15} {'gold':>5} {'exact':>5} {'RM':>6} {'NLL':>7} {'NLL/tok':>7} "
-            f"{'text NLL':>8} {'tok/s':>7} {'MB':>7}")
-    lines = [head]
-    for r in rows:
-        lines.append(f"{r['rank']:>2} {r['checkpoint']:<15} {r['gold_reward']:>5.2f} {r['exact_match']:>5.0%} "
-                     f"{r['rm']:>+6.2f} {r['nll']:>7.2f} {r['nll_per_token']:>7.3f} {r['text_nll']:>8.1f} "
-                     f"{r['tokens_per_s']:>7.0f} {r['memory_mb']:>7.1f}")
+    """The leaderboard as aligned text: the columns of :data:`SHOWN` that the rows have."""
+    shown = [(k, h, f) for k, h, f in SHOWN if k in rows[0]]
+    cells = [[f.format(r[k]) for k, _, f in shown] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h, _) in enumerate(shown)]
+    lines = [f"{'#':>2} {'checkpoint':<15} " + " ".join(f"{h:>{w}}" for (_, h, _), w in zip(shown, widths))]
+    for r, c in zip(rows, cells):
+        lines.append(f"{r['rank']:>2} {r['checkpoint']:<15} " + " ".join(f"{x:>{w}}" for x, w in zip(c, widths)))
     return "\n".join(lines)
 
 
@@ -196,4 +216,4 @@ def quantization_cost(rows: Sequence[dict]) -> List[dict]:
 
 def finite(rows: Sequence[dict]) -> bool:
     """Every number in the table is finite (a NaN would mean a broken checkpoint, not a bad one)."""
-    return all(math.isfinite(r[c]) for r in rows for c in COLUMNS if isinstance(r[c], float))
+    return all(math.isfinite(r[c]) for r in rows for c in columns(rows) if isinstance(r[c], float))

@@ -159,7 +159,7 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     from omegaconf import OmegaConf
     from transformers import set_seed
 
-    from . import config, evaluation, generation, models, sft
+    from . import config, domain, generation, models, sft
 
     import datasets
 
@@ -179,14 +179,41 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
            "steps": result["steps"], "seconds": result["seconds"], "tokens_per_s": result["tokens_per_s"]}
     if score:
         row.update(val_loss_before=loss_before, val_loss=trainer.evaluate()["eval_loss"])
-    if score and cfg.track == "numbers":  # code-checked answers; an own domain has no gold checker
+    if score and domain.of(cfg).gold:  # code-checked answers (a domain without a gold checker has none)
         responses = generation.respond(model, tokenizer, eval_examples, cfg.sft.format, cfg.sft.max_new_tokens)
-        scores = evaluation.task_scores(eval_examples, responses)
+        scores = domain.of(cfg).answer_scores(eval_examples, responses)
         row.update(correct=scores["correct"], exact_match=scores["exact_match"], gold_reward=scores["gold_reward"])
     if run["method"] == "lora":
         model.save_pretrained(Path(out_dir) / "adapter")
         tokenizer.save_pretrained(Path(out_dir) / "adapter")
     return row
+
+
+def run_grid(cfg, base_path, train_examples: Sequence, eval_examples: Sequence, out_dir: str | Path,
+             echo=print) -> list:
+    """Lab 03's comparison: every run of ``lora.grid`` on the same data and steps, each in a fresh process where
+    ``lora.isolate`` (its peak memory is then its own, ``peak_mb``), one line each through ``echo``. A domain with
+    a gold checker adds the share of right answers."""
+    from . import memory
+
+    rows = []
+    for spec in cfg.lora.grid:
+        out = Path(out_dir) / spec.replace(":", "_")
+        if cfg.lora.isolate:
+            row, peak = memory.isolated(finetune, cfg, base_path, train_examples, eval_examples, out, spec)
+        else:
+            row, peak = finetune(cfg, base_path, train_examples, eval_examples, out, spec), None
+        rows.append({**row, "peak_mb": peak / 2**20 if peak else None})
+        echo(f"{row['run']:>28}: {row['trainable']:>10,} trainable ({row['trainable'] / row['total']:.2%}), "
+             + (f"correct {row['correct']:4.0%}, " if "correct" in row else "")
+             + f"response loss {row['val_loss_before']:.2f} -> {row['val_loss']:.2f}, {row['seconds']:5.1f} s"
+             + (f", peak {rows[-1]['peak_mb']:,.0f} MB" if peak else ""))
+    return rows
+
+
+def adapter_dir(out_dir: str | Path, spec: str) -> Path:
+    """Where :func:`run_grid` saved the adapter of the run ``spec`` (under its ``out_dir``)."""
+    return Path(out_dir) / spec.replace(":", "_") / "adapter"
 
 
 def load_adapter(cfg, base_path, adapter_dir):

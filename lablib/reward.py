@@ -31,7 +31,7 @@ class RewardError(ValueError):
 def check_pairs(pairs: Sequence, where: str = "training") -> None:
     """Every pair must have two different, non-empty responses."""
     if not pairs:
-        raise RewardError(f"the {where} pairs are empty (data.n_tasks / data.val_fraction or the data file)")
+        raise RewardError(f"the {where} pairs are empty (domain.split / data.val_fraction or the data file)")
     for i, p in enumerate(pairs):
         if not p.chosen.strip() or not p.rejected.strip():
             raise RewardError(f"{where} pair {i} ({p.how}): an empty {'chosen' if not p.chosen.strip() else 'rejected'}"
@@ -73,9 +73,10 @@ def course_pairs(cfg) -> tuple:
     ``reward.sampled_share`` of the prompts get pairs of the SFT policy's own samples ranked by gold instead
     (:func:`policy_pairs`). Returns ``(train pairs, held-out pairs, policy, policy tokenizer)``; every chosen
     response has a higher gold reward than its rejected one."""
-    from . import data
+    from . import domain
 
-    train, val = data.preference_splits(cfg.data, cfg.seed)
+    pairs = domain.pairs(cfg)
+    train, val = pairs.rm, pairs.val
     policy, tokenizer = models.load_pretrained(cfg.model, cfg.inputs.model)
     if cfg.reward.sampled_share > 0:
         sample = dict(share=cfg.reward.sampled_share, samples=cfg.reward.samples, temperature=cfg.reward.temperature,
@@ -180,6 +181,22 @@ def train(path: str | Path, train_pairs: Sequence, val_pairs: Sequence, cfg, out
     result = training.fit(trainer)
     return {"model": model, "tokenizer": tokenizer, "result": result, "before": before,
             "after": pair_accuracy(model, tokenizer, val_pairs)}
+
+
+def late_loss(history: Sequence[dict]) -> float:
+    """The mean training loss over the last quarter of the logged steps: what lab 04 compares with chance (log 2,
+    the loss of a model that cannot tell chosen from rejected)."""
+    losses = [h["train_loss"] for h in history if "train_loss" in h]
+    n = len(losses) // 4 or 1
+    return sum(losses[-n:]) / n
+
+
+def check_below_chance(history: Sequence[dict], margin: float, name: str = "RM") -> float:
+    """:func:`late_loss`, checked to lie ``margin`` (``reward.min_loss_drop``) below chance; returns it."""
+    late = late_loss(history)
+    if not late < math.log(2) - margin:
+        raise AssertionError(f"the {name}'s training loss stayed near chance: {late:.3f} (log 2 = {math.log(2):.3f})")
+    return late
 
 
 def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:

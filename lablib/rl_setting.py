@@ -80,19 +80,16 @@ class Setting:
     policy and its tokenizer, the reward model (checked to read the policy's tokens), the rewards and the
     held-out evaluation.
 
-    In the own-domain track (``cfg.track == "own"``) there is no gold reward; a **judge** (``cfg.inputs.judge``,
-    an RM trained on pairs the optimisers never see) scores the held-out evaluation's win rate against the SFT
+    A domain without a gold checker (your own files) has no gold reward; a **judge** (``cfg.inputs.judge``, an RM
+    trained on pairs the optimisers never see) scores the held-out evaluation's win rate against the SFT
     policy."""
 
     def __init__(self, cfg):
-        from . import data, domain, generation, models, reward
+        from . import domain, generation, models, reward
 
-        self.cfg, self.fmt, self.gold = cfg, cfg.sft.format, cfg.track == "numbers"
-        if self.gold:
-            self.train, self.val = data.instruction_examples(cfg.data, cfg.seed)
-        else:
-            split = domain.instructions(cfg)
-            self.train, self.val = split.train, split.val
+        self.cfg, self.fmt, self.gold = cfg, cfg.sft.format, domain.of(cfg).gold
+        split = domain.instructions(cfg)
+        self.train, self.val = split.train, split.val
         self.rm, self.rm_tokenizer = reward.load_backbone(cfg.inputs.reward_model, cfg.seed)
         self.policy, self.tokenizer = models.load_pretrained(cfg.model, cfg.inputs.model)
         reward.check_tokenizers(self.tokenizer, self.rm_tokenizer)
@@ -139,31 +136,39 @@ class Setting:
                    metrics={"gold": self.gold_reward} if self.gold else {}, seed=self.cfg.seed if seed is None else seed)
 
 
-def alternatives(rl: Setting, pairs, out_dir) -> tuple:
-    """Lab 06's comparison with RAFT: for each of ``raft.seeds``, from a fresh SFT policy each, PPO against the RM,
-    DPO on ``pairs`` (lab 04's) and GRPO on the gold reward, each evaluated on the held-out prompts. Returns
-    ``({method: {seed: {"after", "seconds", ...}}}, DPO's loss before training checked against ours)``."""
+METHODS = ("PPO", "DPO", "GRPO (gold)")  # lab 06's alternatives to RAFT; GRPO trains on the gold reward
+
+
+def alternatives(rl: Setting, pairs, out_dir, methods: Sequence[str] = METHODS) -> tuple:
+    """Lab 06's comparison with RAFT: for each of ``raft.seeds``, from a fresh SFT policy each, the ``methods``
+    among PPO against the RM, DPO on ``pairs`` and GRPO on the gold reward (a domain with a gold checker only),
+    each evaluated on the held-out prompts. Returns ``({method: {seed: {"after", "seconds", ...}}}, DPO's loss
+    before training checked against ours, or None without DPO)``."""
     from pathlib import Path
 
     from . import config, dpo, grpo, training
 
+    unknown = [m for m in methods if m not in METHODS or (m == "GRPO (gold)" and not rl.gold)]
+    if unknown:
+        raise ValueError(f"alternatives: {unknown} not among {[m for m in METHODS if rl.gold or 'gold' not in m]}")
     cfg, out_dir = rl.cfg, Path(out_dir)
-    runs: dict = {"PPO": {}, "DPO": {}, "GRPO (gold)": {}}
+    runs: dict = {m: {} for m in methods}
     start = None
     for seed in cfg.raft.seeds:
-        model = load_policy(cfg)
-        history = rl.ppo(model, seed=seed).train(rl.train, cfg.ppo.steps, progress=cfg.train.progress)
-        runs["PPO"][seed] = {"after": rl.evaluate(model), "seconds": sum(h["seconds"] for h in history)}
-
-        model = load_policy(cfg)
-        trainer = dpo.make_trainer(model, rl.tokenizer, pairs, cfg, out_dir / f"dpo-{seed}", seed=seed)
-        start = start or dpo.check_loss(trainer, cfg.dpo.beta)
-        result = training.fit(trainer, row=dpo.log_row)
-        runs["DPO"][seed] = {"model": model, "after": rl.evaluate(model), "seconds": result["seconds"],
-                             "history": result["history"]}
-
-        model = load_policy(cfg)
-        result = grpo.grpo(model, rl.tokenizer, rl.train, rl.gold_reward, config.with_changes(cfg, seed=seed),
-                           out_dir / f"grpo-{seed}", cfg.grpo.steps, rl.stops)
-        runs["GRPO (gold)"][seed] = {"model": model, "after": rl.evaluate(model), "seconds": result["seconds"]}
+        if "PPO" in runs:
+            model = load_policy(cfg)
+            history = rl.ppo(model, seed=seed).train(rl.train, cfg.ppo.steps, progress=cfg.train.progress)
+            runs["PPO"][seed] = {"after": rl.evaluate(model), "seconds": sum(h["seconds"] for h in history)}
+        if "DPO" in runs:
+            model = load_policy(cfg)
+            trainer = dpo.make_trainer(model, rl.tokenizer, pairs, cfg, out_dir / f"dpo-{seed}", seed=seed)
+            start = start or dpo.check_loss(trainer, cfg.dpo.beta)
+            result = training.fit(trainer, row=dpo.log_row)
+            runs["DPO"][seed] = {"model": model, "after": rl.evaluate(model), "seconds": result["seconds"],
+                                 "history": result["history"]}
+        if "GRPO (gold)" in runs:
+            model = load_policy(cfg)
+            result = grpo.grpo(model, rl.tokenizer, rl.train, rl.gold_reward, config.with_changes(cfg, seed=seed),
+                               out_dir / f"grpo-{seed}", cfg.grpo.steps, rl.stops)
+            runs["GRPO (gold)"][seed] = {"model": model, "after": rl.evaluate(model), "seconds": result["seconds"]}
     return runs, start

@@ -55,6 +55,11 @@ class LabSpec:
         return f"{self.id}_{self.name}"
 
     @property
+    def key(self) -> str:
+        """The lab's name across tracks: ``02`` in the numbers track, ``own/02`` in the own-domain track."""
+        return self.id if self.track == "numbers" else f"{self.track}/{self.id}"
+
+    @property
     def notebook_path(self) -> Path:
         return config_mod.home() / self.notebook
 
@@ -81,11 +86,10 @@ def manifest(track: str = "numbers") -> List[LabSpec]:
 
 
 def track_of(overrides: Sequence[str] = (), keys: Sequence[str] = ()) -> str:
-    """The track a command runs: ``own`` for ``domain=own|example`` (or a lab named ``own/NN``), else numbers."""
-    domains = [str(o).partition("=")[2] for o in overrides if str(o).partition("=")[0].lstrip("+") == "domain"]
-    if any(str(k).startswith("own/") for k in keys) or (domains and domains[-1] != "numbers"):
-        return "own"
-    return "numbers"
+    """The track a command runs: the track of the domain it names (:func:`lablib.domain.track_of`)."""
+    from . import domain
+
+    return domain.track_of(overrides, keys)
 
 
 def _read_manifest(path: Path) -> Dict[str, List[LabSpec]]:
@@ -229,7 +233,14 @@ def upstream_paths(lab: LabSpec, cfg, root: str | Path | None = None) -> Dict[st
 
 def compose(lab: LabSpec, overrides: Sequence[str], root: str | Path | None = None):
     """The lab's validated config with its upstream artifacts filled into ``cfg.inputs``."""
+    from . import domain
+
     cfg = config_mod.load(lab.config, overrides)
+    ran = domain.of(cfg)
+    if ran.track != lab.track:
+        raise config_mod.ConfigError(
+            f"domain={cfg.domain.name}: lab {lab.key} is in the {lab.track} track, and domain={cfg.domain.name} runs "
+            f"the {ran.track} track's labs: `lab run {lab.id} domain={cfg.domain.name} ...` picks them")
     inputs = {k: str(v) for k, v in upstream_paths(lab, cfg, root).items()}
     OmegaConf.set_readonly(cfg, False)
     cfg.inputs = inputs

@@ -39,7 +39,7 @@ def check(sft_cfg, tokenizer, examples: Sequence, where: str = "training") -> No
     if sft_cfg.format not in FORMATS:
         raise SFTError(f"sft.format={sft_cfg.format!r}: must be one of {', '.join(FORMATS)}")
     if not examples:
-        raise SFTError(f"the {where} split is empty (data.n_tasks / data.val_fraction or the data file)")
+        raise SFTError(f"the {where} split is empty (domain.split / data.val_fraction or the data file)")
     lengths = [len(tokenizer(prompt_text(e, sft_cfg.format, tokenizer), add_special_tokens=False)["input_ids"])
                for e in examples]
     fits = sum(n < sft_cfg.max_length for n in lengths)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lablib import data
+from lablib import data, domain, files
 
 
 def test_corpus_is_a_pure_function_of_the_seed():
@@ -64,7 +64,8 @@ def test_instruction_examples_demonstrate_training_tasks_only():
     from lablib import config
 
     cfg = config.load("lab02", ["profile=smoke"])
-    train, val = data.instruction_examples(cfg.data, cfg.seed)
+    split = domain.instructions(cfg)
+    train, val = split.train, split.val
     assert all(t.demo is not None for t in train) and all(t.demo is None for t in val)
     assert any(t.response != t.output for t in train)
 
@@ -95,47 +96,47 @@ def write(path, rows):
 
 def test_alpaca_jsonl_loads_and_bad_row_names_file_and_line(tmp_path):
     good = {"instruction": "Sort.", "input": "2, 1", "output": "1, 2"}
-    assert data.load_records(write(tmp_path / "a.jsonl", [good, good]), "alpaca") == [good, good]
+    assert files.load_records(write(tmp_path / "a.jsonl", [good, good]), "alpaca") == [good, good]
     bad = write(tmp_path / "b.jsonl", [good, {"instruction": "Sort."}])
     with pytest.raises(data.DataError, match=r"b\.jsonl:2: missing field 'output'"):
-        data.load_records(bad, "alpaca")
+        files.load_records(bad, "alpaca")
     broken = write(tmp_path / "c.jsonl", [good, "{not json"])
     with pytest.raises(data.DataError, match=r"c\.jsonl:2: not valid JSON"):
-        data.load_records(broken, "alpaca")
+        files.load_records(broken, "alpaca")
 
 
 def test_json_array_and_other_formats(tmp_path):
     p = tmp_path / "p.json"
     p.write_text(json.dumps([{"prompt": "q", "completion": "a"}, {"prompt": "q", "completion": 3}]))
     with pytest.raises(data.DataError, match=r"p\.json:item 1: field 'completion' must be a string"):
-        data.load_records(p, "prompt_completion")
+        files.load_records(p, "prompt_completion")
     pref = write(tmp_path / "pref.jsonl", [{"prompt": "q", "chosen": "a", "rejected": " a "}])
     with pytest.raises(data.DataError, match="identical"):
-        data.load_records(pref, "preference")
+        files.load_records(pref, "preference")
     empty = write(tmp_path / "e.jsonl", [{"prompt": "q", "completion": "  "}])
     with pytest.raises(data.DataError, match="e.jsonl:1: field 'completion' is empty"):
-        data.load_records(empty, "prompt_completion")
+        files.load_records(empty, "prompt_completion")
     with pytest.raises(data.DataError, match="no such file"):
-        data.load_records(tmp_path / "missing.jsonl", "alpaca")
+        files.load_records(tmp_path / "missing.jsonl", "alpaca")
 
 
 def test_text_files_and_folders(tmp_path):
     (tmp_path / "a.txt").write_text("one\n\ntwo\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.txt").write_text("three\n")
-    assert data.load_texts(tmp_path / "a.txt") == ["one", "two"]
-    assert data.load_texts(tmp_path) == ["one", "two", "three"]
+    assert files.load_texts(tmp_path / "a.txt") == ["one", "two"]
+    assert files.load_texts(tmp_path) == ["one", "two", "three"]
     with pytest.raises(data.DataError, match="no such file"):
-        data.load_texts(tmp_path / "nope")
+        files.load_texts(tmp_path / "nope")
 
 
 def test_saved_hf_dataset_folder(tmp_path):
     from datasets import Dataset
 
     Dataset.from_dict({"body": ["x y", "", "z"]}).save_to_disk(str(tmp_path / "ds"))
-    assert data.load_hf_folder(tmp_path / "ds", "body") == ["x y", "z"]
+    assert files.load_hf_folder(tmp_path / "ds", "body") == ["x y", "z"]
     with pytest.raises(data.DataError, match="no column 'text'"):
-        data.load_hf_folder(tmp_path / "ds")
+        files.load_hf_folder(tmp_path / "ds")
 
 
 def test_pretraining_corpus_from_a_text_file(tmp_path):
@@ -143,7 +144,7 @@ def test_pretraining_corpus_from_a_text_file(tmp_path):
 
     (tmp_path / "c.txt").write_text("\n".join(f"doc {i}" for i in range(20)))
     cfg = config.load("lab01", ["data=text", f"data.path={tmp_path / 'c.txt'}", "data.val_fraction=0.25"])
-    train, val = data.pretraining_corpus(cfg.data, cfg.seed)
+    train, val = domain.corpus(cfg)
     assert len(train) == 15 and val == [f"doc {i}" for i in range(15, 20)]
 
 

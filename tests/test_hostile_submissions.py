@@ -142,8 +142,8 @@ def test_the_wire_builds_only_data():
 # --------------------------------------------------------------------------------------------
 # Whole submissions: a class graded once, each row a test of its own
 # --------------------------------------------------------------------------------------------
-SAVE_MODEL = ("from lablib import data, models, tokenization\nimport torch\n"
-              "docs, _ = data.pretraining_corpus(lab.cfg.data, lab.cfg.seed)\n"
+SAVE_MODEL = ("from lablib import domain, models, tokenization\nimport torch\n"
+              "docs, _ = domain.corpus(lab.cfg)\n"
               "tok = tokenization.train_bpe(docs, lab.cfg.tokenizer.vocab_size, lab.cfg.tokenizer.min_frequency)\n"
               "torch.manual_seed(0)\nsaved = lab.save_model(models.build_scratch(lab.cfg.model, len(tok), tok), tok, 'model')\n")
 NOTEBOOKS = {

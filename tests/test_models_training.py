@@ -4,13 +4,13 @@ import math
 import pytest
 import torch
 
-from lablib import config, data, evaluation, generation, models, tokenization, training
+from lablib import config, data, domain, evaluation, generation, models, tokenization, training
 
 
 @pytest.fixture(scope="module")
 def smoke():
     cfg = config.load("lab01", ["profile=smoke"])
-    train_docs, val_docs = data.pretraining_corpus(cfg.data, cfg.seed)
+    train_docs, val_docs = domain.corpus(cfg)
     tok = tokenization.train_bpe(train_docs, cfg.tokenizer.vocab_size)
     return cfg, tok, train_docs, val_docs
 

@@ -216,7 +216,7 @@ def test_bad_rl_config_names_the_key(override, key):
 
 @pytest.mark.parametrize("old, new", [("ppo.grpo_steps", "grpo.steps"), ("ppo.weak_steps", "rl.weak_steps"),
                                       ("reward.min_accuracy_gain", "reward.min_accuracy"), ("lora.memory_steps", "memory.steps"),
-                                      ("data.max_val_docs", "data.max_val")])
+                                      ("data.max_val_docs", "data.val_docs"), ("data.n_tasks", "domain.split")])
 def test_a_renamed_key_fails_in_one_line_naming_the_new_one(old, new):
     with pytest.raises(config.ConfigError, match=rf"{old} is gone; use {new}") as err:
         config.load("lab05", ["profile=smoke", f"{old}=3"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import toy_tokenizer
 
-from lablib import config, data, reward
+from lablib import config, data, domain, files, reward
 
 # --------------------------------------------------------------------------------------------
 # Reward modelling
@@ -21,9 +21,9 @@ def test_flawed_responses_are_worse_by_the_gold_reward():
 
 def test_preference_splits_follow_the_sft_split():
     cfg = config.load("lab04", ["profile=smoke"])
-    train, val = data.preference_splits(cfg.data, cfg.seed)
-    sft_train, sft_val = data.instruction_examples(cfg.data, cfg.seed)
-    assert [p.example for p in val] == sft_val and [p.example for p in train] == sft_train
+    pairs, sft = domain.pairs(cfg), domain.instructions(cfg)
+    assert [p.example for p in pairs.val] == sft.val and [p.example for p in pairs.rm] == sft.train
+    assert pairs.judge == []  # a domain with a gold checker needs no judge
 
 
 def test_policy_pairs_rank_the_policys_samples_by_gold(monkeypatch):
@@ -49,10 +49,10 @@ def test_preference_file_errors_name_the_line(tmp_path):
     f = tmp_path / "pairs.jsonl"
     f.write_text('{"prompt": "p", "chosen": "x", "rejected": "y"}\n{"prompt": "p", "chosen": "x", "rejected": "x"}\n')
     with pytest.raises(data.DataError, match=r"pairs.jsonl:2: 'chosen' and 'rejected' are identical"):
-        data.pair_records(f)
+        files.pair_records(f)
     f.write_text('{"prompt": "p", "chosen": "", "rejected": "y"}\n')
     with pytest.raises(data.DataError, match=r"pairs.jsonl:1: field 'chosen' is empty"):
-        data.pair_records(f)
+        files.pair_records(f)
 
 
 def test_check_pairs_rejects_identical_and_empty_responses():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lablib import config, data, evaluation, generation, lora, memory, models, sft, tokenization
+from lablib import config, data, domain, evaluation, files, generation, lora, memory, models, sft, tokenization
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,8 @@ def tiny():
     torch.manual_seed(0)
     model = models.build_scratch(SimpleNamespace(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                                                  max_position=256), len(tok), tok)
-    train, val = data.instruction_examples(cfg.data, cfg.seed)
-    return cfg, model, tok, train, val
+    split = domain.instructions(cfg)
+    return cfg, model, tok, split.train, split.val
 
 
 def _with(cfg, **sections):
@@ -78,18 +78,15 @@ def test_messages_records_are_checked_with_file_and_line(tmp_path):
     f = tmp_path / "chat.jsonl"
     f.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(data.DataError, match=r"chat.jsonl:2: expected roles \[system,\] user, assistant"):
-        data.load_records(f, "messages")
+        files.load_records(f, "messages")
     f.write_text(json.dumps(good) + "\n")
-    [ex] = data.to_examples(data.load_records(f, "messages"), "messages")
+    [ex] = files.to_examples(files.load_records(f, "messages"), "messages")
     assert (ex.instruction, ex.output, ex.exact_match(" hi\n"), ex.gold_reward("hi\nmore")) == ("Say hi", "hi", True, 0.5)
 
 
-def test_records_source_feeds_instruction_examples(tmp_path):
+def test_records_in_the_numbers_track_name_the_own_track_command(tmp_path):
     f = tmp_path / "a.json"
     f.write_text(json.dumps([{"instruction": f"Echo {i}", "output": str(i)} for i in range(10)]))
-    train, val = data.instruction_examples(config.with_changes(config.load("lab02").data, source="records",
-                                                               path=str(f)), 0)
-    assert len(train) + len(val) == 10 and not set(train) & set(val)
     with pytest.raises(config.ConfigError, match=r"own-domain track.*lab run 02 domain=own domain.instructions="):
         config.load("lab02", ["profile=smoke", "data=records", f"data.path={f}"])
 

@@ -140,7 +140,7 @@ def headline(lab, rows: List[dict]) -> tuple:
     best first; for a lab whose metrics are self-reported, that metric marked so, and rows by student."""
     from .. import running
 
-    if lab.id in scores.SCORED:
+    if lab.key in scores.SCORED:
         metric, ordered = running.ranked(rows, lab, key=lambda r: json.loads(r.get("metrics") or "{}"))
         return metric, (lambda r: json.loads(r.get("metrics") or "{}").get(metric)), ordered
     metric = lab.headline[0] if lab.headline else None

@@ -102,9 +102,9 @@ def _config_of(path) -> dict:
 # Per lab: the grader's own tokenizer, references and held-out data, prepared once for a class
 # --------------------------------------------------------------------------------------------
 def _lab01(cfg):
-    from .. import data, evaluation, models, tokenization
+    from .. import domain, evaluation, models, tokenization
 
-    train_docs, val_docs = data.pretraining_corpus(cfg.data, cfg.seed)
+    train_docs, val_docs = domain.corpus(cfg)
     if cfg.model.source == "scratch":
         tokenizer = tokenization.train_bpe(train_docs, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
         reference = models.build_scratch(cfg.model, len(tokenizer), tokenizer).config.to_dict()
@@ -118,13 +118,13 @@ def _lab01(cfg):
 
 
 def _lab02(cfg):
-    from .. import data, evaluation, generation, models
+    from .. import domain, evaluation, generation, models
 
     base = models.start_path(cfg)
     tokenizer = models.load_tokenizer(base)
     generation.use_chatml(None, tokenizer)
     reference = {**_config_of(base), "vocab_size": len(tokenizer)}
-    val = data.instruction_examples(cfg.data, cfg.seed)[1][: cfg.sft.eval_examples or None]
+    val = domain.instructions(cfg).val[: cfg.sft.eval_examples or None]
 
     def score(m):
         responses = generation.respond(m["model"], tokenizer, val, cfg.sft.format, cfg.sft.max_new_tokens)
@@ -169,16 +169,16 @@ def scorer(lab, cfg, cap_mb: float = 4096) -> Optional[Callable[[Path], dict]]:
     """``fn(run folder) -> {metric: value}`` for lab ``lab`` under ``cfg`` (the grader's own composition),
     or None where the lab's metrics are self-reported only. ``fn`` raises :class:`ArtifactError` (one line) for
     weights it will not read."""
-    if lab.id not in SCORED or getattr(cfg, "track", "numbers") != "numbers":
+    if lab.key not in SCORED:
         return None
-    reference, score = PREPARE[lab.id](cfg)
+    reference, score = PREPARE[lab.key](cfg)
     kinds = {"reward_model": "reward"}
 
     def fn(run: Path) -> dict:
         """The metrics of the run folder ``run``'s saved weights (``run/artifacts/<name>``, no links on the way)."""
         with tempfile.TemporaryDirectory(prefix="lablib-score-") as tmp:
             loaded = {}
-            for name in sorted(set(SCORED[lab.id].values())):
+            for name in sorted(set(SCORED[lab.key].values())):
                 try:
                     src = plain_path(Path(run).parent, Path(run).name, "artifacts", name)
                 except ValueError as exc:
