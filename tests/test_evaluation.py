@@ -5,7 +5,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lablib import config, data, dpo, evaluation, generation, leaderboard, models, tokenization, training
+from lablib import config, data, dpo, evaluation, generation, leaderboard, models, schema, tokenization, training
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_text_nll_is_summed_per_text_and_matches_a_plain_loop(tiny):
 def lb_cfg(tmp_path, tiny_folder, **lb):
     inputs = {"sft": str(tiny_folder), "ppo": str(tmp_path / "missing"), "reward_model": str(tiny_folder)}
     return OmegaConf.create({"lab": "07", "inputs": inputs,
-                             "leaderboard": {**OmegaConf.to_container(OmegaConf.structured(config.LeaderboardConf)),
+                             "leaderboard": {**OmegaConf.to_container(OmegaConf.structured(schema.LeaderboardConf)),
                                              "int8": [], "chat": "", **lb}})
 
 
@@ -75,9 +75,9 @@ def test_a_leaderboard_row_measures_what_it_says(tiny, tmp_path):
     tasks = data.make_tasks(6, seed=1)
     prompts = leaderboard.chat_prompts(tasks, tok)
     texts = data.make_corpus(3, seed=9)
-    cfg = OmegaConf.structured(config.LeaderboardConf(max_new_tokens=4, batch_size=4))
+    cfg = OmegaConf.structured(schema.LeaderboardConf(max_new_tokens=4, batch_size=4))
     row = leaderboard.score(leaderboard.Checkpoint("sft", str(folder)), tasks, prompts, texts,
-                            lambda ex, rs: [len(r) for r in rs], cfg)
+                            {"rm": lambda ex, rs: [len(r) for r in rs]}, cfg)
     nll = [plain_loop_nll(model, tok, p, e.output) for p, e in zip(prompts, tasks)]
     assert row["nll"] == pytest.approx(sum(nll) / len(nll), rel=1e-4)
     assert row["text_nll"] == pytest.approx(sum(plain_loop_nll(model, tok, "\n", t) for t in texts) / 3, rel=1e-4)

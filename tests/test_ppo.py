@@ -4,13 +4,13 @@ import torch
 from conftest import WORDS, toy_policy, toy_tokenizer
 from omegaconf import OmegaConf
 
-from lablib import config, ppo, rl_setting
+from lablib import config, ppo, rl_setting, schema
 
 # --------------------------------------------------------------------------------------------
 # The toy world's PPO
 # --------------------------------------------------------------------------------------------
 def ppo_cfg(**kw):
-    base = OmegaConf.structured(config.PPOConf)
+    base = OmegaConf.structured(schema.PPOConf)
     return OmegaConf.merge(base, {"batch_size": 32, "minibatch_size": 16, "epochs": 2, "lr": 3e-3,
                                   "max_new_tokens": 4, **kw})
 
@@ -113,7 +113,7 @@ def test_kl_is_zero_for_a_fresh_lora_adapter_whose_reference_is_the_adapter_off(
 
     from lablib import lora
 
-    policy = lora.add_adapter(toy_policy(), OC.structured(config.LoRAConf(r=4, targets="attention")))
+    policy = lora.add_adapter(toy_policy(), OC.structured(schema.LoRAConf(r=4, targets="attention")))
     trainer = toy_ppo(policy)
     assert trainer.ref is None and trainer.lora
     ro = trainer.rollout(["a c"] * 8)
@@ -228,7 +228,7 @@ def test_a_lora_policy_trains_only_the_adapter_and_merges_for_saving():
 
     from lablib import lora
 
-    policy = lora.add_adapter(toy_policy(), OC.structured(config.LoRAConf(r=4, targets="attention")))
+    policy = lora.add_adapter(toy_policy(), OC.structured(schema.LoRAConf(r=4, targets="attention")))
     frozen = {n: p.detach().clone() for n, p in policy.named_parameters() if not p.requires_grad}
     adapter = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
     assert adapter and all("lora_" in n for n in adapter)
