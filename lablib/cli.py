@@ -2,6 +2,8 @@
 
     lab list [overrides]              labs, what they consume and produce, and their state
     lab show LAB [overrides]          a lab's resolved config
+    lab show LAB --explain KEY [overrides]
+                                      every file and line that sets KEY, in the order applied (the last wins)
     lab run [LAB ...] [overrides]     run labs (all by default) in dependency order with papermill; labs whose
                                       artifacts they need run first (--no-upstream: stop instead)
     lab goldens [LAB ...]             re-execute labs under `smoke` and store them as nbval goldens
@@ -52,8 +54,24 @@ def cmd_show(args) -> None:
     labs, overrides = _split(args.items)
     if len(labs) != 1:
         raise running.RunError("lab show takes exactly one lab, e.g. `lab show 01 profile=smoke`")
-    cfg = running.compose(running.find_lab(labs[0], running.track_of(overrides, labs)), overrides, args.runs)
-    print(config_mod.summary(cfg))
+    lab = running.find_lab(labs[0], running.track_of(overrides, labs))
+    cfg = running.compose(lab, overrides, args.runs)
+    if not args.explain:
+        print(config_mod.summary(cfg))
+        return
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, args.explain, default=KeyError)
+    if value is KeyError:
+        raise config_mod.ConfigError(f"--explain {args.explain}: lab {lab.key} has no such key")
+    places = config_mod.explain(lab.config, overrides, args.explain)
+    shown = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    print(f"{args.explain} = {shown!r}  (lab {lab.key}, profile {cfg.profile})")
+    width = max(len(w) for w, _ in places) if places else 0
+    for i, (where, v) in enumerate(places):
+        print(f"  {where:<{width}}  {v}" + ("   <- sets it" if i == len(places) - 1 else ""))
+    if args.explain.startswith("domain.split") or args.explain in ("data.val_fraction",):
+        print("  (every lab of this domain and profile reads the same split)")
 
 
 def cmd_run(args) -> None:
@@ -137,6 +155,9 @@ def main(argv=None) -> int:
         p = sub.add_parser(name, help=help_)
         p.add_argument("items", nargs="*", metavar="LAB|key=value")
         p.set_defaults(fn=fn)
+        if name == "show":
+            p.add_argument("--explain", metavar="KEY", default=None,
+                           help="name every file and line that sets KEY (e.g. train.max_steps), the last wins")
         if name == "release":
             p.add_argument("--out", default="release", help="output folder (default: release/)")
         if name == "grade":
@@ -161,7 +182,10 @@ def main(argv=None) -> int:
             p.add_argument("--quiet", action="store_true", help="no progress bars")
             p.add_argument("--no-upstream", action="store_true",
                            help="stop, instead of running them first, when upstream labs' artifacts are missing")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # labs and overrides may also follow an option
+    if any(e.startswith("-") for e in extra):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.items += extra
     try:
         args.fn(args)
     except (running.RunError, config_mod.ConfigError) as exc:  # grading.GradingError is a RunError

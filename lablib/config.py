@@ -249,3 +249,78 @@ def summary(cfg: DictConfig, keys: Optional[List[str]] = None) -> str:
     if keys:
         data = {k: data[k] for k in keys}
     return OmegaConf.to_yaml(OmegaConf.create(data), sort_keys=True).rstrip()
+
+
+# --------------------------------------------------------------------------------------------
+# Where a key comes from
+# --------------------------------------------------------------------------------------------
+def explain(config_name: str, overrides: List[str] | tuple, key: str) -> List[tuple]:
+    """Every place that sets ``key`` when ``conf/<config_name>.yaml`` is composed with ``overrides``, in the order
+    Hydra applies them, as ``(where, value)``: the schema's default (``lablib/schema.py:LINE``), each YAML file
+    of the defaults list (``conf/...yaml:LINE``) and the command line. The last one wins."""
+    from hydra.types import RunMode
+
+    load(config_name, overrides)  # a bad key or override fails here, in one line
+    found = [w for w in [_schema_line(key)] if w]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            defaults = GlobalHydra.instance().config_loader().compute_defaults_list(
+                config_name, list(overrides), RunMode.RUN)
+    finally:
+        GlobalHydra.instance().clear()
+    for d in defaults.defaults:
+        if d.config_path is None or d.config_path.startswith("hydra/") or d.config_path == "schema":
+            continue
+        prefix = f"{d.package}." if d.package else ""
+        if key.startswith(prefix):
+            hit = _yaml_line(conf_dir() / f"{d.config_path}.yaml", key[len(prefix):].split("."))
+            if hit:
+                found.append((f"conf/{d.config_path}.yaml:{hit[0]}", hit[1]))
+    for o in overrides:
+        k, _, v = str(o).partition("=")
+        if k.lstrip("+") == key or key.startswith(k.lstrip("+") + "."):
+            found.append(("the command line", f"{k}={v}"))
+    return found
+
+
+def _yaml_line(path: Path, parts: List[str]) -> Optional[tuple]:
+    """``(line, value)`` where the YAML file at ``path`` sets the nested key ``parts``, or None."""
+    import yaml
+
+    node = yaml.compose(path.read_text())
+    for part in parts:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        match = [(k, v) for k, v in node.value if k.value == part]
+        if not match:
+            return None
+        key_node, node = match[-1]
+    text = node.value if isinstance(node, yaml.ScalarNode) else yaml.serialize(node).strip().replace("\n", " ")
+    return key_node.start_mark.line + 1, text
+
+
+def _schema_line(key: str) -> Optional[tuple]:
+    """``("lablib/schema.py:LINE", default)`` of the schema field ``key``, or None (a key inside a dict)."""
+    import dataclasses
+    import inspect
+    import typing
+
+    from . import schema
+
+    cls, parts = schema.LabConfig, key.split(".")
+    for i, part in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+        if part not in fields:
+            return None
+        hint = typing.get_type_hints(cls)[part]
+        if i < len(parts) - 1:
+            cls = hint
+            continue
+        lines, first = inspect.getsourcelines(cls)
+        line = first + next(j for j, text in enumerate(lines) if text.strip().startswith(f"{part}:"))
+        f = fields[part]
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "???")
+        return f"lablib/schema.py:{line}", str(default)
+    return None

@@ -101,7 +101,7 @@ def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = Non
     if "datasets" in sys.modules:
         sys.modules["datasets"].disable_progress_bars()
 
-    spec = running.find_lab(lab_key, running.track_of(overrides or [], [lab_key]))
+    spec = running.find_lab(lab_key)  # the notebook's own lab: "02" (labs/) or "own/02" (labs/own/)
     cfg = running.compose(spec, overrides or [], runs_root)
     for name, path in cfg.inputs.items():
         if not Path(path).exists():
