@@ -51,13 +51,13 @@ def fixed_overrides(overrides: Sequence[str]) -> List[str]:
 
 def _link(upstream: Sequence[str], fixed: Sequence[str], root: Path, base_root: Path) -> None:
     """Link the base runs of the ``upstream`` labs (run with the ``fixed`` overrides) into ``root``."""
-    for lab_id in upstream:
-        lab = running.find_lab(lab_id)
-        profile = running.compose(lab, list(fixed), base_root).profile
-        target = running.run_dir(lab, profile, root)
+    for key in upstream:
+        lab = running.find_lab(key)
+        cfg = running.compose(lab, list(fixed), base_root)
+        target = running.folder(lab, cfg, root)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            target.symlink_to(running.run_dir(lab, profile, base_root), target_is_directory=True)
+            target.symlink_to(running.folder(lab, cfg, base_root), target_is_directory=True)
 
 
 def run_point(keys: Sequence[str], point: Sequence[str], root: str, workers: int = 1) -> dict:
@@ -71,7 +71,7 @@ def run_point(keys: Sequence[str], point: Sequence[str], root: str, workers: int
     last = running.find_lab(keys[-1])
     metrics = {}
     if proc.returncode == 0:
-        path = running.run_dir(last, running.compose(last, list(point), root).profile, root) / "metrics.json"
+        path = running.folder(last, running.compose(last, list(point), root), root) / "metrics.json"
         metrics = json.loads(path.read_text()) if path.exists() else {}
     return {"overrides": " ".join(point), "status": "ok" if proc.returncode == 0 else "failed",
             "message": lines[-1][len("lab: error: "):] if lines else ("" if proc.returncode == 0 else
@@ -93,11 +93,13 @@ def batch(keys: Sequence[str], overrides: Sequence[str], out: str | Path, worker
         raise running.RunError("the grid sweeps profile: run one batch per profile")
     out = Path(out).resolve()
     base = running.runs_root(base_root)
+    track = running.track_of(overrides, keys)  # the domain's: domain=example batches the own-domain track
+    keys = [running.find_lab(k, track).key for k in keys]
     for point in points:  # every point's config is checked before anything runs
         for key in keys:
             running.compose(running.find_lab(key), point, base)
-    wanted = {running.find_lab(k).id for k in keys}
-    upstream = [k for k in running.with_upstream(keys) if k not in wanted]
+    prefix = "" if track == "numbers" else f"{track}/"
+    upstream = [prefix + k for k in running.with_upstream(keys, track) if prefix + k not in keys]
     if upstream:  # once, with the fixed overrides; the grid varies only the labs it names
         echo(f"upstream labs {', '.join(upstream)} with {' '.join(fixed) or 'no overrides'} (cached when up to date)")
         running.run(upstream, fixed, base, progress=False, echo=lambda *_: None)

@@ -4,7 +4,8 @@
 
 * the hand-written pages in ``book/`` (introduction, setup, instructors, distributed training), the
   benchmark figures (``bench/run.py --markdown``) and the bad-input table (``tests/test_bad_inputs.py``),
-* one chapter per lab: the notebook executed by papermill, with its plots and tables,
+* one chapter per lab of both tracks: the notebook executed by papermill, with its plots and tables (the own
+  track's on the shipped example domain, or on the domain the overrides name),
 * ``reference.md``, generated from ``lablib``'s docstrings (read with ``ast``, nothing imported),
 * MathJax 3, vendored from npm, so that math renders with no network,
 
@@ -71,13 +72,29 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def toc(labs: Sequence[running.LabSpec]) -> str:
-    chapters = "\n".join(f"      - file: labs/{lab.dirname}" for lab in labs)
+def page(lab: running.LabSpec) -> str:
+    """A lab's page in the book, without its suffix: ``labs/02_sft`` or ``labs/own/02_sft``."""
+    return f"labs/{lab.dirname}" if lab.track == "numbers" else f"labs/{lab.track}/{lab.dirname}"
+
+
+def toc(labs: Sequence[running.LabSpec], own: Sequence[running.LabSpec] = ()) -> str:
+    chapters = "\n".join(f"      - file: {page(lab)}" for lab in labs)
+    own_part = ("  - caption: Your own domain (the example)\n    chapters:\n"
+                + "\n".join(f"      - file: {page(lab)}" for lab in own) + "\n") if own else ""
     return ("format: jb-book\nroot: intro\nparts:\n"
             "  - caption: Getting started\n    chapters:\n      - file: setup\n      - file: own_domain\n"
-            f"  - caption: Labs\n    chapters:\n{chapters}\n"
+            f"  - caption: Labs\n    chapters:\n{chapters}\n{own_part}"
             "  - caption: For instructors\n    chapters:\n      - file: instructors\n      - file: distributed\n"
             "      - file: benchmarks\n      - file: bad_inputs\n      - file: reference\n")
+
+
+def tracks(overrides: Sequence[str]) -> dict:
+    """The overrides each track's chapters run with: the numbers track's as given, the own track's on the domain
+    the overrides name, else the shipped example (a run without a gold checker, on SmolLM2)."""
+    plain = [o for o in overrides if str(o).partition("=")[0].lstrip("+") != "domain"
+             and not str(o).startswith("domain.")]
+    own = list(overrides) if running.track_of(overrides) == "own" else [*plain, "domain=example"]
+    return {"numbers": plain, "own": own}
 
 
 def stage_notebook(src: Path, dst: Path) -> None:
@@ -99,17 +116,22 @@ def build(overrides: Sequence[str] = ("profile=smoke",), root: str | Path | None
     """Run the labs (cached), stage the book and build it; returns the folder holding ``index.html``."""
     exe, mathjax = jupyter_book(), mathjax_dir()  # fail before any work
     start = time.perf_counter()
-    labs = running.manifest()
-    running.run([], overrides, root, progress=False, echo=echo)
-    profile = running.compose(labs[0], overrides, root).profile
+    chapters = {}
+    for track, track_overrides in tracks(overrides).items():
+        running.run([], track_overrides, root, progress=False, echo=echo)
+        for lab in running.manifest(track):
+            cfg = running.compose(lab, track_overrides, root)
+            if not running.skipped(lab, cfg):  # an optional stage without its data has no chapter
+                chapters[lab] = running.folder(lab, cfg, root) / "notebook.ipynb"
     out = Path(out) if out else book_src() / "_build"
     stage = out / "src"
     shutil.rmtree(stage, ignore_errors=True)
     shutil.copytree(book_src(), stage, ignore=shutil.ignore_patterns("_build"))
-    (stage / "labs").mkdir()
-    for lab in labs:
-        stage_notebook(running.run_dir(lab, profile, root) / "notebook.ipynb", stage / "labs" / f"{lab.dirname}.ipynb")
-    (stage / "_toc.yml").write_text(toc(labs))
+    (stage / "labs" / "own").mkdir(parents=True)
+    for lab, notebook in chapters.items():
+        stage_notebook(notebook, stage / f"{page(lab)}.ipynb")
+    (stage / "_toc.yml").write_text(toc([lab for lab in chapters if lab.track == "numbers"],
+                                        [lab for lab in chapters if lab.track != "numbers"]))
     (stage / "reference.md").write_text(reference_markdown())
     shutil.copytree(mathjax, stage / "_vendor" / "mathjax")
     html = out / "html"

@@ -106,8 +106,8 @@ def cmd_release(args) -> None:
     from . import grading
 
     labs, _ = _split(args.items)
-    for lab in [running.find_lab(k) for k in labs] or running.manifest():
-        dst = Path(args.out) / "labs" / lab.notebook_path.name
+    for lab in [running.find_lab(k) for k in labs] or running.all_labs():
+        dst = Path(args.out) / lab.notebook  # labs/02_sft.ipynb, labs/own/02_sft.ipynb
         info = grading.release(lab.notebook_path, dst)
         print(f"wrote {dst} ({info['exercises']} exercises)")
 

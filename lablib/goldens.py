@@ -44,13 +44,24 @@ def golden_dir() -> Path:
     return config_mod.home() / "tests" / "goldens"
 
 
+def golden_name(lab: running.LabSpec) -> str:
+    """The golden's name, also its key in ``tolerances.yaml``: ``02_sft``, or ``own/02_sft`` in the own track
+    (whose goldens run the shipped example domain, the own track's default)."""
+    return lab.dirname if lab.track == "numbers" else f"{lab.track}/{lab.dirname}"
+
+
 def golden_path(lab: running.LabSpec) -> Path:
-    return golden_dir() / f"{lab.dirname}.ipynb"
+    return golden_dir() / f"{golden_name(lab)}.ipynb"
+
+
+def lab_of(path: Path) -> Optional[running.LabSpec]:
+    """The lab whose golden is at ``path``, or None."""
+    return next((lab for lab in running.all_labs() if golden_path(lab) == Path(path).resolve()), None)
 
 
 def ensure_upstream(lab: running.LabSpec, root: Path) -> None:
     """Run (or reuse) the smoke runs of every lab ``lab`` consumes from, transitively, under ``root``."""
-    ups = [k for k in running.with_upstream([lab.id]) if k != lab.id]
+    ups = running.upstream_keys(lab)
     if ups:
         running.run(ups, [f"profile={PROFILE}"], root, progress=False, echo=lambda *_: None)
 
@@ -62,7 +73,7 @@ def regenerate(keys: Sequence[str] = ()) -> List[Path]:
     of another CPU would hold numbers that no machine reproduces."""
     import nbformat
 
-    labs = [running.find_lab(k) for k in keys] if keys else running.manifest()
+    labs = [running.find_lab(k) for k in keys] if keys else running.all_labs()
     root = Path(tempfile.mkdtemp(prefix="lablib-golden-runs-"))
     with mock.patch.dict(os.environ, {**GOLDEN_ENV, "LABLIB_RUNS": str(root)}):  # kernels inherit both
         capability = cpu_capability()
@@ -71,9 +82,10 @@ def regenerate(keys: Sequence[str] = ()) -> List[Path]:
         for lab in labs:
             ensure_upstream(lab, root)
             out = golden_path(lab)
+            out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_suffix(".tmp.ipynb")
             running.execute_notebook(lab.notebook_path, tmp, {"overrides": [f"profile={PROFILE}"], "run_dir": TMP},
-                                     cwd=golden_dir())
+                                     cwd=out.parent)
             nb = nbformat.read(str(tmp), as_version=4)
             for cell in nb.cells:  # keep goldens diff-friendly: no timings
                 cell.metadata.pop("papermill", None)
@@ -138,7 +150,8 @@ def _has_number(line: str, value: float) -> bool:
 
 
 def tolerances() -> Dict[str, Dict[str, dict]]:
-    """``tests/goldens/tolerances.yaml``: lab folder name -> cell id -> {atol, rtol | text_only, why}."""
+    """``tests/goldens/tolerances.yaml``: golden name (:func:`golden_name`) -> cell id -> {atol, rtol | text_only,
+    why}."""
     from omegaconf import OmegaConf
 
     path = golden_dir() / "tolerances.yaml"

@@ -85,6 +85,11 @@ def manifest(track: str = "numbers") -> List[LabSpec]:
     return list(_MANIFESTS[key][track])
 
 
+def all_labs() -> List[LabSpec]:
+    """Every lab of every track: the numbers track's, then the own-domain track's."""
+    return [lab for track in TRACKS for lab in manifest(track)]
+
+
 def track_of(overrides: Sequence[str] = (), keys: Sequence[str] = ()) -> str:
     """The track a command runs: the track of the domain it names (:func:`lablib.domain.track_of`)."""
     from . import domain
@@ -125,6 +130,12 @@ def find_lab(key: str, track: str | None = None) -> LabSpec:
         if key in (lab.id, lab.name, lab.dirname) or (key.isdigit() and int(key) == int(lab.id)):
             return lab
     raise RunError(f"unknown lab {key!r}; labs: {', '.join(f'{lab.id} ({lab.name})' for lab in labs)}")
+
+
+def upstream_keys(lab: LabSpec) -> List[str]:
+    """The keys (:attr:`LabSpec.key`) of every lab ``lab`` consumes from, transitively, in course order."""
+    prefix = "" if lab.track == "numbers" else f"{lab.track}/"
+    return [prefix + k for k in with_upstream([lab.id], lab.track) if k != lab.id]
 
 
 def with_upstream(keys: Sequence[str], track: str = "numbers") -> List[str]:

@@ -34,7 +34,7 @@ def pytest_configure(config):
 def pytest_report_header(config):
     from lablib import goldens, running
 
-    made = {goldens.golden_capability(lab) for lab in running.manifest() if goldens.golden_path(lab).exists()}
+    made = {goldens.golden_capability(lab) for lab in running.all_labs() if goldens.golden_path(lab).exists()}
     here = goldens.cpu_capability()
     return (f"goldens made under CPU capability {', '.join(sorted(map(str, made)))} "
             f"({' '.join(f'{k}={v}' for k, v in goldens.GOLDEN_ENV.items())}); checked here under {here}")
@@ -44,10 +44,9 @@ def pytest_runtest_setup(item):
     """Before nbval runs a golden notebook's first cell, make sure the labs it consumes from have run."""
     if item.__class__.__name__ != "IPyNbCell" or getattr(item, "cell_num", 0) != 0:
         return
-    from lablib import goldens, running
+    from lablib import goldens
 
-    name = Path(str(item.fspath)).stem
-    lab = next((lab for lab in running.manifest() if lab.dirname == name), None)
+    lab = goldens.lab_of(Path(str(item.fspath)))
     if lab is not None:
         goldens.ensure_upstream(lab, Path(os.environ["LABLIB_RUNS"]))
 
@@ -67,7 +66,8 @@ def _teach_nbval_tolerances():
     table = goldens.tolerances()
 
     def compare_outputs(self, test, ref, skip_compare=None):
-        spec = table.get(Path(str(self.fspath)).stem, {}).get(self.cell.get("id"))
+        lab = goldens.lab_of(Path(str(self.fspath)))
+        spec = table.get(goldens.golden_name(lab) if lab else "", {}).get(self.cell.get("id"))
         if spec is None:
             return exact(self, test, ref, skip_compare)
         skip = skip_compare or self.parent.skip_compare

@@ -6,32 +6,32 @@ import pytest
 
 from lablib import goldens, running
 
-LABS = running.manifest()
+LABS = running.all_labs()  # both tracks: the own track's goldens run the shipped example domain
 
 
-@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.dirname)
+@pytest.mark.parametrize("lab", LABS, ids=goldens.golden_name)
 def test_golden_is_current(lab):
     """Changed a lab? Its goldens must be regenerated (`make goldens`), or this fails."""
     path = goldens.golden_path(lab)
-    assert path.exists(), f"no golden for lab {lab.id}: run `make goldens`"
+    assert path.exists(), f"no golden for lab {lab.key}: run `make goldens`"
     golden = nbformat.read(str(path), as_version=4)
     source = nbformat.read(str(lab.notebook_path), as_version=4)
     assert goldens.lab_code_cells(golden) == goldens.lab_code_cells(source), \
         f"{lab.notebook} changed since its golden was made: run `make goldens`"
 
 
-@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.dirname)
+@pytest.mark.parametrize("lab", LABS, ids=goldens.golden_name)
 def test_golden_checks_real_outputs(lab):
     """nbval passes a notebook without outputs; make sure every checked cell has some."""
     golden = nbformat.read(str(goldens.golden_path(lab)), as_version=4)
     code = [c for c in golden.cells if c.cell_type == "code"]
     checked = [c for c in code if goldens.CHECK_TAG in c.metadata.get("tags", [])]
-    assert len(checked) >= 5, f"lab {lab.id}: only {len(checked)} cells are compared by nbval"
-    assert all(c.outputs for c in checked), f"lab {lab.id}: a checked cell has no stored output"
-    assert all(c.execution_count for c in code), f"lab {lab.id}: golden has cells that never ran"
+    assert len(checked) >= 5, f"lab {lab.key}: only {len(checked)} cells are compared by nbval"
+    assert all(c.outputs for c in checked), f"lab {lab.key}: a checked cell has no stored output"
+    assert all(c.execution_count for c in code), f"lab {lab.key}: golden has cells that never ran"
     assert not any(o.output_type == "error" for c in code for o in c.outputs)
     assert not any(o.output_type == "stream" and o.name == "stderr" for c in code for o in c.outputs), \
-        f"lab {lab.id}: its golden holds stderr output (library noise belongs silenced at its source)"
+        f"lab {lab.key}: its golden holds stderr output (library noise belongs silenced at its source)"
 
 
 def test_tolerances_name_real_checked_cells():
@@ -40,9 +40,9 @@ def test_tolerances_name_real_checked_cells():
     for lab in LABS:
         golden = nbformat.read(str(goldens.golden_path(lab)), as_version=4)
         checked = {c.get("id") for c in golden.cells if goldens.CHECK_TAG in c.metadata.get("tags", [])}
-        missing = set(table.get(lab.dirname, {})) - checked
-        assert not missing, f"tolerances.yaml: {lab.dirname} lists cells that are not checked: {sorted(missing)}"
-    assert set(table) <= {lab.dirname for lab in LABS}
+        missing = set(table.get(goldens.golden_name(lab), {})) - checked
+        assert not missing, f"tolerances.yaml: {goldens.golden_name(lab)} lists cells that are not checked: {sorted(missing)}"
+    assert set(table) <= {goldens.golden_name(lab) for lab in LABS}
 
 
 def test_goldens_are_checked_under_other_cpu_kernels():

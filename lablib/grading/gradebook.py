@@ -77,8 +77,7 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     overrides = absolute_paths(list(overrides) or ["profile=smoke"])  # the kernels run in their own folders
     root = running.runs_root(runs_root)
     if lab.consumes:  # the upstream labs once, for everyone (cached when already run)
-        ups = [k for k in running.with_upstream([lab.id]) if k != lab.id]
-        running.run(ups, overrides, root, progress=False, echo=lambda *_: None)
+        running.run(running.upstream_keys(lab), overrides, root, progress=False, echo=lambda *_: None)
     cfg = running.compose(lab, overrides, root)  # Hydra: here, not in threads
     readable = [Path(p) for p in cfg.inputs.values()]
     calls = exercise_calls(nbformat.read(str(solution or lab.notebook_path), as_version=4))
@@ -89,11 +88,11 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     columns = GRADEBOOK_FIXED + names + TRAILING
     done = open_gradebook(book, columns)
     todo = [p for p in files if p.stem not in done]
-    echo(f"lab {lab.id}: {len(files)} submissions, {len(done)} already graded, {len(todo)} to go ({workers} at a time, "
+    echo(f"lab {lab.key}: {len(files)} submissions, {len(done)} already graded, {len(todo)} to go ({workers} at a time, "
          f"{'sandboxed' if sandbox_on else 'NOT sandboxed (--no-sandbox)'})")
     score = scores.scorer(lab, cfg) if todo else None  # the grader's own data and references, once for the class
     limits = Limits(memory_gb=memory_gb, processes=processes, disk_gb=disk_gb)
-    jobs = [(p, lab.id, out / "work" / p.stem, root, overrides, timeout_s, limits, workers, calls, sandbox_on,
+    jobs = [(p, lab.key, out / "work" / p.stem, root, overrides, timeout_s, limits, workers, calls, sandbox_on,
              readable) for p in todo]
     for e in _entries(jobs, launcher, workers, out, timeout_s, memory_gb):
         metrics, note = _score(score, e)

@@ -22,7 +22,7 @@ from typing import List
 from . import sandbox
 from .verdicts import recheck
 
-_START = re.compile(r"lablib\.start\(\s*[\"'](\d+)[\"']")
+_START = re.compile(r"lablib\.start\(\s*[\"']((?:own/)?\d+)[\"']")  # "02", or "own/02" in the own-domain track
 _READS_NOTEBOOKS = re.compile(r"\.ipynb\b|nbformat")
 _LIMITS = {"limits": re.compile(r"File too large|Resource temporarily unavailable|can't start new thread|EAGAIN"),
            "memory": re.compile(r"MemoryError|[Cc]an(no|')t allocate memory")}
