@@ -84,6 +84,10 @@ class Domain:
         """The run-folder name of the domain: runs of different domains or files never share a folder."""
         return self.name
 
+    def paths(self, cfg) -> dict:
+        """The files the domain reads, by key, resolved (none for a domain generated in code)."""
+        return {}
+
     def fingerprint(self, cfg) -> str:
         """A hash of the data the domain reads from outside the code ("" when it reads none)."""
         return ""
@@ -153,8 +157,7 @@ class Files(Domain):
     def __init__(self, name: str):
         self.name = name
 
-    @staticmethod
-    def paths(cfg) -> dict:
+    def paths(self, cfg) -> dict:
         """The domain's files that are set, by key (``corpus``, ``instructions``, ``pairs``), as resolved paths."""
         return {k: config.local_path(v) for k in ("corpus", "instructions", "pairs") if (v := cfg.domain[k])}
 

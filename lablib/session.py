@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -48,6 +49,7 @@ class Lab:
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}-"))
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        readable_by_all(tmp)
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -115,6 +117,15 @@ def start(lab_key: str, overrides: Sequence[str] = (), run_dir: str | None = Non
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     seed_everything(cfg.seed)
     return Lab(spec, cfg, folder)
+
+
+def readable_by_all(folder: Path) -> None:
+    """Folders 0755 and files 0644 under ``folder`` (within the umask): ``mkdtemp`` makes a folder 0700 and
+    safetensors writes its file 0600, and the grader's sandbox user must read a lab's artifacts."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, (0o755 if path.is_dir() else 0o644) & ~umask)
 
 
 def seed_everything(seed: int) -> None:

@@ -68,7 +68,7 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     start when the sandbox cannot, unless ``sandbox=False``. Returns the CSV's path."""
     import nbformat
 
-    from .. import running
+    from .. import domain, running
     from ..config import absolute_paths
 
     lab = running.find_lab(lab_key)
@@ -79,7 +79,7 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     if lab.consumes:  # the upstream labs once, for everyone (cached when already run)
         running.run(running.upstream_keys(lab), overrides, root, progress=False, echo=lambda *_: None)
     cfg = running.compose(lab, overrides, root)  # Hydra: here, not in threads
-    readable = [Path(p) for p in cfg.inputs.values()]
+    readable = [Path(p) for p in cfg.inputs.values()] + [p.resolve() for p in domain.of(cfg).paths(cfg).values()]
     calls = exercise_calls(nbformat.read(str(solution or lab.notebook_path), as_version=4))
     names = [name for name, _ in calls]
     out = Path(out).resolve()  # each submission runs with its own folder as working directory
