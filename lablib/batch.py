@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Sequence
 
-from . import config, running
+from . import config, domain, running
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
 
@@ -93,7 +93,7 @@ def batch(keys: Sequence[str], overrides: Sequence[str], out: str | Path, worker
         raise running.RunError("the grid sweeps profile: run one batch per profile")
     out = Path(out).resolve()
     base = running.runs_root(base_root)
-    track = running.track_of(overrides, keys)  # the domain's: domain=example batches the own-domain track
+    track = domain.track_of(overrides, keys)  # the domain's: domain=example batches the own-domain track
     keys = [running.find_lab(k, track).key for k in keys]
     for point in points:  # every point's config is checked before anything runs
         for key in keys:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import config as config_mod
-from . import running
+from . import domain, running
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -93,7 +93,7 @@ def tracks(overrides: Sequence[str]) -> dict:
     the overrides name, else the shipped example (a run without a gold checker, on SmolLM2)."""
     plain = [o for o in overrides if str(o).partition("=")[0].lstrip("+") != "domain"
              and not str(o).startswith("domain.")]
-    own = list(overrides) if running.track_of(overrides) == "own" else [*plain, "domain=example"]
+    own = list(overrides) if domain.track_of(overrides) == "own" else [*plain, "domain=example"]
     return {"numbers": plain, "own": own}
 
 

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_mod
-from . import running
+from . import domain, running
 
 
 def _split(items):
@@ -42,7 +42,7 @@ def cmd_list(args) -> None:
     rows = running.status(overrides, args.runs)
     print(f"{'lab':<4} {'name':<14} {'status':<8} {'consumes':<12} {'produces':<12} headline metrics  "
           f"(profile {rows[0]['profile']})")
-    track = running.track_of(overrides)
+    track = domain.track_of(overrides)
     for r in rows:
         m = r["metrics"]
         keys = [k for k in running.find_lab(r["id"], track).headline if isinstance(m.get(k), (int, float))]
@@ -54,7 +54,7 @@ def cmd_show(args) -> None:
     labs, overrides = _split(args.items)
     if len(labs) != 1:
         raise running.RunError("lab show takes exactly one lab, e.g. `lab show 01 profile=smoke`")
-    lab = running.find_lab(labs[0], running.track_of(overrides, labs))
+    lab = running.find_lab(labs[0], domain.track_of(overrides, labs))
     cfg = running.compose(lab, overrides, args.runs)
     if not args.explain:
         print(config_mod.summary(cfg))

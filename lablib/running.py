@@ -90,13 +90,6 @@ def all_labs() -> List[LabSpec]:
     return [lab for track in TRACKS for lab in manifest(track)]
 
 
-def track_of(overrides: Sequence[str] = (), keys: Sequence[str] = ()) -> str:
-    """The track a command runs: the track of the domain it names (:func:`lablib.domain.track_of`)."""
-    from . import domain
-
-    return domain.track_of(overrides, keys)
-
-
 def _read_manifest(path: Path) -> Dict[str, List[LabSpec]]:
     try:
         raw = OmegaConf.merge(OmegaConf.structured(Manifest), OmegaConf.load(path))
@@ -167,11 +160,9 @@ def ranked(rows: Sequence[dict], lab: LabSpec, metric: Optional[str] = None, key
 # Run folders
 # --------------------------------------------------------------------------------------------
 def worker_env(workers: int) -> Dict[str, str]:
-    """Environment for one of ``workers`` labs run side by side on this machine: the cores split between them.
-
-    Each kernel's torch would otherwise start one thread per core, and ``workers`` of them oversubscribe the
-    machine (2 at once on 2 cores ran slower than one after the other). A user's own OMP_NUM_THREADS wins.
-    """
+    """Environment for one of ``workers`` labs run side by side: the cores split between them (each kernel's torch
+    would start a thread per core: 2 at once on 2 cores ran slower than one after the other). A user's own
+    OMP_NUM_THREADS wins."""
     if "OMP_NUM_THREADS" in os.environ:
         return {}
     n = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
@@ -326,7 +317,7 @@ def plan(keys: Sequence[str], overrides: Sequence[str] = (), root: str | Path | 
     ``upstream``, the labs whose artifacts are missing run first; without, a missing artifact is an error."""
     from . import domain
 
-    track = track_of(overrides, keys)
+    track = domain.track_of(overrides, keys)
     labs = manifest(track)
     wanted = {find_lab(k, track).id: "" for k in keys} if keys else {lab.id: "" for lab in labs}
     cfgs: dict = {}
@@ -355,8 +346,7 @@ def plan(keys: Sequence[str], overrides: Sequence[str] = (), root: str | Path | 
     return list(steps.values())
 
 
-# The kernel's own start-up notices ("Kernel is running over TCP without encryption": the kernel listens on
-# 127.0.0.1 only) are not the lab's output; its warnings and errors from the lab's code still show.
+# The kernel's start-up notices (it listens on 127.0.0.1 only) are not the lab's output; the lab's warnings show.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 
 
@@ -440,13 +430,11 @@ def run(keys: Sequence[str] = (), overrides: Sequence[str] = (), root: str | Pat
 
 
 def status(overrides: Sequence[str] = (), root: str | Path | None = None) -> List[dict]:
-    """Every lab with its state for the given profile: not run, done, stale or failed. One plan of the whole
-    course (each lab's config composed once) decides which runs are current."""
-    steps = {step.lab.id: step for step in plan([], overrides, root)}
+    """Every lab of the overrides' track with its state for the given profile: not run, done, stale or failed.
+    One plan of the whole course (each lab's config composed once) decides which runs are current."""
     rows = []
-    for lab in manifest(track_of(overrides)):
-        step = steps[lab.id]
-        folder = step.folder
+    for step in plan([], overrides, root):
+        lab, folder = step.lab, step.folder
         if step.skip:
             state = "skipped"
         elif (folder.parent / f"{folder.name}.failed.ipynb").exists() and not folder.exists():
