@@ -6,6 +6,7 @@ exactly. QLoRA does the same on a base whose linear layers bitsandbytes stores i
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -174,7 +175,9 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     counts = models.count_params(model)
     trainer = sft.make_trainer(model, tokenizer, train_examples, eval_examples, cfg, out_dir)
     loss_before = trainer.evaluate()["eval_loss"] if score else None
-    result = sft.fit(trainer)
+    with warnings.catch_warnings():  # upstream noise: bitsandbytes' CPU 4-bit gemv (its path for one-row inputs)
+        warnings.filterwarnings("ignore", message=r"bitsandbytes::gemv_4bit: an autograd kernel")  # has no autograd
+        result = sft.fit(trainer)  # kernel, and PyTorch warns at each backward through it
     row = {"run": run["name"], "spec": spec, "trainable": counts["trainable"], "total": counts["total"],
            "steps": result["steps"], "seconds": result["seconds"], "tokens_per_s": result["tokens_per_s"]}
     if score:
