@@ -154,7 +154,7 @@ def cli_times(repeats: int = 3) -> dict:
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "lablib.cli", "--runs", tmp, *argv], capture_output=True)
+                subprocess.run([sys.executable, "-m", "lablib.course.cli", "--runs", tmp, *argv], capture_output=True)
                 times.append(time.perf_counter() - start)
             out[name] = statistics.median(times)
     return out
@@ -165,7 +165,7 @@ def course_time(profile: str) -> dict:
     runs it."""
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "lablib.cli", "--runs", tmp, "run", f"profile={profile}", "--quiet"],
+        out = subprocess.run([sys.executable, "-m", "lablib.course.cli", "--runs", tmp, "run", f"profile={profile}", "--quiet"],
                              capture_output=True, text=True)
         seconds = time.perf_counter() - start
     if out.returncode != 0:

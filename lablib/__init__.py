@@ -1,12 +1,20 @@
-"""lablib: the shared, tested library behind the course labs.
+"""lablib: the shared, tested library behind the course labs, in four layers that build on each other.
 
-One module per concept: ``config`` (Hydra structured configs), ``data`` (embedded domain and loaders),
-``tokenization``, ``models``, ``generation`` (prompt formats, batched generation, the chat helper),
-``training`` (every stage's trainer, and pretraining), ``sft``, ``lora`` and ``memory`` (LoRA/QLoRA and what
-they save), ``reward`` (reward models), ``ppo`` (ours), ``grpo`` and ``dpo`` (TRL's), ``rl_setting`` (what the
-RL labs share), ``raft``, ``evaluation`` and ``leaderboard`` (NLL benchmarks, scores), ``plots``, ``running``
-(manifest and papermill runner), ``session`` (what a lab notebook calls first), ``exercises`` (the checks),
-``grading`` (releases, the grader), ``goldens`` and ``book``.
+* ``lablib.core`` -- what every stage stands on: ``schema`` and ``config`` (the typed keys, composed by Hydra and
+  checked), ``domain`` (numbers | your files: the data, the one held-out split, how an answer is scored and how
+  checkpoints are ranked), ``data`` (the embedded tasks and corpus), ``files`` (reading a user's files),
+  ``tokenization``, ``models``, ``generation``, ``evaluation``, ``training`` (every stage's trainer) and ``plots``.
+* ``lablib.methods`` -- the methods the course teaches: ``sft``, ``lora`` and ``memory``, ``reward``, ``ppo`` (ours),
+  ``grpo`` and ``dpo`` (TRL's), ``rl_setting`` (what the RL labs share), ``raft``, ``overoptimisation`` and
+  ``leaderboard``. They import the core only.
+* ``lablib.course`` -- the machinery that runs the course: ``running`` (the manifest and the papermill runner),
+  ``session`` (what a lab's first cell calls), ``batch``, ``goldens``, ``book``, ``cli`` (the ``lab`` command) and
+  ``launch`` (a training stage under torchrun or accelerate).
+* ``lablib.grading`` -- ``exercises`` (the checks a student sees) and the grader: releases, the sandbox, the
+  data-only wire, verdicts, submissions, scores, gradebooks.
+
+A lab imports what it uses by its short name, ``from lablib import data, sft``: each name below is its module in
+its layer (:data:`MODULES`), imported on first use.
 """
 import logging
 import os
@@ -24,7 +32,26 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # which we do not install: offline first) and logs a warning when it cannot; its own kernel is used instead.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
-from .session import start  # noqa: E402
+from .course.session import start  # noqa: E402
 
-__all__ = ["start"]
+# short name -> layer: ``from lablib import sft`` is ``lablib.methods.sft``
+MODULES = {**dict.fromkeys(("schema", "config", "domain", "data", "files", "tokenization", "models", "generation",
+                            "evaluation", "training", "plots"), "core"),
+           **dict.fromkeys(("sft", "lora", "memory", "reward", "ppo", "grpo", "dpo", "rl_setting", "raft",
+                            "overoptimisation", "leaderboard"), "methods"),
+           **dict.fromkeys(("running", "session", "batch", "goldens", "book", "cli", "launch"), "course"),
+           "exercises": "grading"}
+
+
+def __getattr__(name: str):
+    if name not in MODULES:
+        raise AttributeError(f"module 'lablib' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(f"{__name__}.{MODULES[name]}.{name}")
+    globals()[name] = module
+    return module
+
+
+__all__ = ["start", *MODULES]
 __version__ = "0.1.0"

@@ -41,7 +41,7 @@ COMMANDS = [
     ("batch", "lab batch 01 profile=smoke,cpu", r"the grid sweeps profile"),
     ("batch", "lab batch 01 train.lr=1e-3,fast profile=smoke", r"train\.lr.*fast"),
     ("batch", "lab batch 01 seed=0,1 --launcher ray", r"--launcher ray: must be one of local, submitit-local, slurm"),
-    ("distributed", "python -m lablib.launch 05 profile=smoke --out ddp", r"lab 05 \(ppo\) has no multi-process stage"),
+    ("distributed", "python -m lablib.course.launch 05 profile=smoke --out ddp", r"lab 05 \(ppo\) has no multi-process stage"),
 ]
 
 # (where, input, what happens, the test that shows it)

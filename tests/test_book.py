@@ -128,5 +128,5 @@ def test_math_renders_with_the_vendored_mathjax(site, browser):
 def test_reference_page_documents_lablib(site):
     html, _ = site
     text = (html / "reference.html").read_text()
-    for name in ("lablib.data", "make_corpus", "lablib.running", "pretrain"):
+    for name in ("lablib.core.data", "make_corpus", "lablib.course.running", "pretrain", "lablib.methods.ppo"):
         assert name in text

@@ -63,7 +63,7 @@ def test_lab_show_explain_names_every_file_and_line_that_sets_a_key(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "train.max_steps = 80  (lab 02, profile cpu)"
     where = [line.split()[0] for line in lines[1:]]
-    assert [w.split(":")[0] for w in where] == ["lablib/schema.py", "conf/profile/cpu.yaml", "conf/sizes/lab02_cpu.yaml",
+    assert [w.split(":")[0] for w in where] == ["lablib/core/schema.py", "conf/profile/cpu.yaml", "conf/sizes/lab02_cpu.yaml",
                                                 "conf/model_profile/lab02_smollm2_cpu.yaml"]
     assert lines[-1].endswith("80   <- sets it")
     for w in where:  # each named line really sets the key

@@ -16,7 +16,7 @@ CONFIGS = sorted((config.conf_dir() / "accelerate").glob("*.yaml"))
 def test_ddp_on_two_cpu_processes_trains_one_model(tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per process
-    out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "lablib.launch", "01",
+    out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "lablib.course.launch", "01",
                           "profile=smoke", "train.max_steps=40", "--out", str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

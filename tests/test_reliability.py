@@ -18,7 +18,7 @@ TIMING = {"tokens_per_s", "train_seconds"}  # wall-clock figures: the only numbe
 
 
 def lab(root: Path, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lablib.cli", "--runs", str(root), *ARGS],
+    return subprocess.Popen([sys.executable, "-m", "lablib.course.cli", "--runs", str(root), *ARGS],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 

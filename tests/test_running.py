@@ -115,7 +115,7 @@ def test_a_failed_lab_keeps_the_previous_run_and_names_the_cell(home):
 
 
 def lab_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "lablib.cli", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "lablib.course.cli", *args], capture_output=True, text=True, env=env)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -43,7 +43,7 @@ def grade_class(folder: str | Path, out: str | Path, overrides=(), echo=print, *
     and each lab's headline metrics, ready to send back. Returns the course CSV's path."""
     import shutil
 
-    from .. import running
+    from ..course import running
 
     by_lab = class_submissions(Path(folder))
     out = Path(out).resolve()
@@ -65,7 +65,7 @@ def _course_rows(books: dict, students: list) -> tuple:
     """``(exercise columns, {student: {column: verdict}}, {student: {lab: gradebook row}})`` of the labs' books;
     each lab's headline metric is a column too (:func:`lablib.grading.gradebook.headline`: the grader's, or
     marked self-reported)."""
-    from .. import running
+    from ..course import running
 
     columns, table, entries = [], {s: {} for s in students}, {s: {} for s in students}
     for lab_id, book in books.items():
@@ -104,7 +104,7 @@ def _feedback(lab, e) -> list:
 
 def write_course(books: dict, students: list, unknown: dict, out: Path) -> Path:
     """The course gradebook and one feedback file per student (see :func:`grade_class`)."""
-    from .. import running
+    from ..course import running
 
     columns, table, entries = _course_rows(books, students)
     course = out / "course.csv"

@@ -68,8 +68,9 @@ def grade(submissions: str | Path, lab_key: str, out: str | Path, overrides=(), 
     start when the sandbox cannot, unless ``sandbox=False``. Returns the CSV's path."""
     import nbformat
 
-    from .. import domain, running
-    from ..config import absolute_paths
+    from ..core import domain
+    from ..course import running
+    from ..core.config import absolute_paths
 
     lab = running.find_lab(lab_key)
     files = submission_files(Path(submissions))
@@ -127,7 +128,7 @@ def _entries(jobs: List[tuple], launcher: str, workers: int, out: Path, timeout_
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             yield from (f.result() for f in as_completed([pool.submit(run_one, *job) for job in jobs]))
         return
-    from ..batch import submit
+    from ..course.batch import submit
 
     params = {"timeout_min": int(timeout_s // 60) + 5} if launcher == "submitit-local" else {
         "timeout_min": int(timeout_s // 60) + 5, "mem_gb": memory_gb + 2, "cpus_per_task": 2}
@@ -137,7 +138,7 @@ def _entries(jobs: List[tuple], launcher: str, workers: int, out: Path, timeout_
 def headline(lab, rows: List[dict]) -> tuple:
     """``(column, value of a row, rows in order)``: the lab's headline metric as the grader computed it, rows
     best first; for a lab whose metrics are self-reported, that metric marked so, and rows by student."""
-    from .. import running
+    from ..course import running
 
     if lab.key in scores.SCORED:
         metric, ordered = running.ranked(rows, lab, key=lambda r: json.loads(r.get("metrics") or "{}"))

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import List
 
-from ..exercises import BEGIN, END, EXERCISE_TAG
-from ..running import RunError
+from .exercises import BEGIN, END, EXERCISE_TAG
+from ..course.running import RunError
 
 STUB = 'raise NotImplementedError("exercise: write this part")'
 _CHECK_CALL = re.compile(r"exercises\.check\(\s*[\"']([^\"']+)[\"']\s*,\s*([A-Za-z_]\w*)\s*\)")

@@ -91,7 +91,7 @@ def available() -> bool:
 # --------------------------------------------------------------------------------------------
 def wrap(cmd: List[str], writable: List[Path], readable: Iterable[Path] = (), uid: Optional[int] = None) -> List[str]:
     """``cmd`` inside bubblewrap, seeing what the module docstring lists, run as ``uid`` (root drops to it)."""
-    from .. import config, models
+    from ..core import config, models
 
     ro = [Path(p) for p in ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc") if Path(p).exists()]
     ro += [Path(sys.base_prefix), Path(sys.prefix), config.home() / "lablib", config.home() / "conf"]
@@ -151,7 +151,7 @@ def hand_over(folder: Path, uid: Optional[int]) -> None:
 def environment(home: Path, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """A cleared environment: a fixed PATH, ``home`` as HOME (and Jupyter's, matplotlib's and Hugging Face's
     folders in it), offline hub, the model cache, and of the grader's own variables only :data:`ALLOWED_ENV`."""
-    from .. import models
+    from ..core import models
 
     env = {k: os.environ[k] for k in ALLOWED_ENV if k in os.environ}
     env.update(PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", HOME=str(home),

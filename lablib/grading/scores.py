@@ -102,7 +102,7 @@ def _config_of(path) -> dict:
 # Per lab: the grader's own tokenizer, references and held-out data, prepared once for a class
 # --------------------------------------------------------------------------------------------
 def _lab01(cfg):
-    from .. import domain, evaluation, models, tokenization
+    from ..core import domain, evaluation, models, tokenization
 
     train_docs, val_docs = domain.corpus(cfg)
     if cfg.model.source == "scratch":
@@ -118,7 +118,7 @@ def _lab01(cfg):
 
 
 def _lab02(cfg):
-    from .. import domain, evaluation, generation, models
+    from ..core import domain, evaluation, generation, models
 
     base = models.start_path(cfg)
     tokenizer = models.load_tokenizer(base)
@@ -136,7 +136,8 @@ def _lab02(cfg):
 
 
 def _lab04(cfg):
-    from .. import models, reward
+    from ..core import models
+    from ..methods import reward
 
     _, val_pairs, _, _ = reward.course_pairs(cfg)
     tokenizer = models.load_tokenizer(cfg.inputs.model)
@@ -148,7 +149,7 @@ def _lab04(cfg):
 
 
 def _rl(cfg, keys: Dict[str, str]):
-    from .. import rl_setting
+    from ..methods import rl_setting
 
     rl = rl_setting.Setting(cfg)
 

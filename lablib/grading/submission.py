@@ -60,7 +60,7 @@ def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: Lis
     user of its own) in ``work``, where ``readable`` (the upstream labs' artifacts) is all it sees of the runs
     folder; then the grader's verdict on each exercise ``calls`` of the released lab. Returns its entry: status,
     message, seconds, verdicts, and where its run wrote (``run``); its metrics are the grader's to compute."""
-    from .. import running
+    from ..course import running
 
     entry = {"student": path.stem, "status": "", "message": "", "seconds": 0.0, "checks": {}, "run": "",
              "sandbox": "bubblewrap" if sandbox_on else "none"}
@@ -160,7 +160,7 @@ def execute(submission: str, executed: str, run_dir: str, runs_root: str, overri
     sandbox.apply(limits)
     import papermill
 
-    from ..running import execute_notebook
+    from ..course.running import execute_notebook
 
     try:
         execute_notebook(Path(submission), Path(executed), {"overrides": json.loads(overrides), "run_dir": run_dir,

@@ -22,16 +22,17 @@ from .releases import exercise_sources
 
 PRELUDE = "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
 HIDDEN_PACKAGES = ("transformers", "trl", "peft")
-HIDDEN_MODULES = ("evaluation", "reward", "ppo", "raft", "leaderboard", "rl_setting", "training", "sft", "lora")
+HIDDEN_MODULES = ("core.evaluation", "core.training", "methods.reward", "methods.ppo", "methods.raft",
+                  "methods.leaderboard", "methods.rl_setting", "methods.sft", "methods.lora")
 
 
 def hidden_paths() -> List[Path]:
     """The files and folders that are empty in the exercise process's sandbox: where the references live."""
     import importlib.util
 
-    from .. import config
+    from ..core import config
 
-    out = [config.home() / "lablib" / f"{m}.py" for m in HIDDEN_MODULES]
+    out = [config.home() / "lablib" / f"{m.replace('.', '/')}.py" for m in HIDDEN_MODULES]
     for name in HIDDEN_PACKAGES:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.submodule_search_locations:
@@ -55,7 +56,7 @@ def serve(read_fd: int, write_fd: int, limits: sandbox.Limits) -> int:
     """``python -m lablib.grading exercise R W LIMITS...``: define the exercise cells, then answer calls -- each
     under lablib's profiler -- until told to stop. Nothing here decides a verdict."""
     sandbox.apply(limits)
-    from ..exercises import Borrowed, watched  # bound before the student's code runs
+    from .exercises import Borrowed, watched  # bound before the student's code runs
 
     channel = wire.Channel(read_fd, write_fd)
     scope: dict = {}
@@ -101,7 +102,7 @@ class Remote:
         self.channel, self.func, self.name, self.timeout_s = channel, func, name, timeout_s
 
     def __call__(self, *args):
-        from ..exercises import StudentError
+        from .exercises import StudentError
 
         try:
             self.channel.send((self.func, self.name, list(args)))
@@ -129,7 +130,7 @@ class Remote:
     def _copy_back(args: tuple, after: Any) -> None:
         import torch
 
-        from ..exercises import StudentError
+        from .exercises import StudentError
 
         if after is None:
             return
@@ -146,7 +147,7 @@ class Remote:
 
 
 def _reply(reply: Any) -> tuple:
-    from ..exercises import StudentError
+    from .exercises import StudentError
 
     statuses = ("ok", "borrowed", "not implemented", "error")
     if not (isinstance(reply, tuple) and len(reply) == 3 and reply[0] in statuses):
@@ -163,7 +164,7 @@ def recheck(notebook: str | Path, calls: List[tuple], timeout_s: float = 60,
     student's kernel printed or wrote counts for nothing. Returns ``{exercise: "pass" | "fail: why"}``."""
     import nbformat
 
-    from .. import exercises
+    from . import exercises
 
     sources = exercise_sources(nbformat.read(str(notebook), as_version=4))
     work = Path(work or tempfile.mkdtemp(prefix="recheck-")).resolve()

@@ -21,7 +21,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification
 
-from . import generation, models, training
+from ..core import generation, models, training
 
 
 class RewardError(ValueError):
@@ -48,7 +48,7 @@ def policy_pairs(pairs: Sequence, policy, tokenizer, share: float, samples: int,
     different gold rewards make a pair, ties are dropped. A prompt whose samples all tie keeps its hand-made
     pair. A reward model trained only on hand-made flaws never sees the mistakes the policy actually makes, and
     RL would exploit that blind spot."""
-    from .data import Pair
+    from ..core.data import Pair
 
     rng = random.Random(f"sampled-{seed}")
     chosen = sorted(rng.sample(range(len(pairs)), round(share * len(pairs))))
@@ -73,7 +73,7 @@ def course_pairs(cfg) -> tuple:
     ``reward.sampled_share`` of the prompts get pairs of the SFT policy's own samples ranked by gold instead
     (:func:`policy_pairs`). Returns ``(train pairs, held-out pairs, policy, policy tokenizer)``; every chosen
     response has a higher gold reward than its rejected one."""
-    from . import domain
+    from ..core import domain
 
     pairs = domain.pairs(cfg)
     train, val = pairs.rm, pairs.val

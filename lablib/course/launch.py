@@ -1,7 +1,7 @@
 """The training stages as scripts, for several processes or GPUs::
 
-    torchrun --nproc_per_node 2 -m lablib.launch 01 profile=smoke --out runs/ddp      # DDP, 2 CPU processes
-    accelerate launch --config_file conf/accelerate/fsdp.yaml -m lablib.launch 02 profile=gpu --out runs/fsdp
+    torchrun --nproc_per_node 2 -m lablib.course.launch 01 profile=smoke --out runs/ddp      # DDP, 2 CPU processes
+    accelerate launch --config_file conf/accelerate/fsdp.yaml -m lablib.course.launch 02 profile=gpu --out runs/fsdp
 
 A notebook runs in one process; a stage that needs several runs here instead, with the same config and
 the same lablib calls as its lab. The Hugging Face Trainer reads the launcher's environment (``RANK``,
@@ -35,7 +35,7 @@ def weights_hash(model) -> str:
 
 def pretraining(cfg, out: Path):
     """Lab 01's pipeline: corpus, tokenizer, packed blocks, model, ``training.pretrain``."""
-    from . import domain, evaluation, models, tokenization, training
+    from ..core import domain, evaluation, models, tokenization, training
 
     train_docs, val_docs = domain.corpus(cfg)
     if cfg.model.source == "scratch":  # deterministic: every rank trains the same tokenizer
@@ -53,8 +53,8 @@ def pretraining(cfg, out: Path):
 
 def sft(cfg, out: Path):
     """Lab 02's pipeline: instruction data, the upstream model, ``sft.make_trainer`` and ``sft.fit``."""
-    from . import domain, evaluation, models
-    from . import sft as sft_mod
+    from ..core import domain, evaluation, models
+    from ..methods import sft as sft_mod
 
     split = domain.instructions(cfg)
     train_ex, val_ex = split.train, split.val[: cfg.sft.eval_examples or None]
@@ -68,14 +68,15 @@ def sft(cfg, out: Path):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lablib.launch", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lablib.course.launch", description=__doc__.split("\n\n")[0])
     ap.add_argument("lab", help=f"the stage: {', '.join(f'{k} ({v})' for k, v in STAGES.items())}")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, as for `lab run`")
     ap.add_argument("--out", required=True, help="folder for the per-rank results and the model")
     ap.add_argument("--runs", help="the runs folder holding upstream labs (default: ./runs)")
     args = ap.parse_args(argv)
 
-    from . import config, running
+    from ..core import config
+    from . import running
 
     try:
         lab = running.find_lab(args.lab)
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
                 raise running.RunError(f"lab {lab.id} needs {name}: {path} does not exist "
                                        f"(run `lab run {lab.consumes[name].split('/')[0]} profile={cfg.profile}`)")
     except (running.RunError, config.ConfigError) as exc:
-        print(f"lablib.launch: error: {exc}", file=sys.stderr)
+        print(f"lablib.course.launch: error: {exc}", file=sys.stderr)
         return 2
 
     from transformers import set_seed

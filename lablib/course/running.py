@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from . import config as config_mod
+from ..core import config as config_mod
 
 
 class RunError(RuntimeError):
@@ -182,7 +182,7 @@ def run_dir(lab: LabSpec, profile: str, root: str | Path | None = None, domain_k
 
 def folder(lab: LabSpec, cfg, root: str | Path | None = None) -> Path:
     """The run folder of ``lab`` under its composed ``cfg``."""
-    from . import domain
+    from ..core import domain
 
     return run_dir(lab, cfg.profile, root, domain.key(cfg))
 
@@ -235,7 +235,7 @@ def upstream_paths(lab: LabSpec, cfg, root: str | Path | None = None) -> Dict[st
 
 def compose(lab: LabSpec, overrides: Sequence[str], root: str | Path | None = None):
     """The lab's validated config with its upstream artifacts filled into ``cfg.inputs``."""
-    from . import domain
+    from ..core import domain
 
     cfg = config_mod.load(lab.config, overrides)
     ran = domain.of(cfg)
@@ -266,7 +266,7 @@ def notebook_code(path: Path) -> str:
 
 
 def lablib_code() -> str:
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parent.parent  # all of lablib
     return "".join(p.read_text() for p in sorted(pkg.rglob("*.py")))
 
 
@@ -315,7 +315,7 @@ def plan(keys: Sequence[str], overrides: Sequence[str] = (), root: str | Path | 
          upstream: bool = True) -> List[Step]:
     """Check everything a run needs, start nothing. Raises :class:`RunError` on the first problem. With
     ``upstream``, the labs whose artifacts are missing run first; without, a missing artifact is an error."""
-    from . import domain
+    from ..core import domain
 
     track = domain.track_of(overrides, keys)
     labs = manifest(track)

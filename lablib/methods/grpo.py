@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from . import generation, training
-from .config import with_changes
+from ..core import generation, training
+from ..core.config import with_changes
 
 
 def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_dir, steps: int,

@@ -17,8 +17,8 @@ from typing import Sequence, Tuple
 
 from datasets import Dataset
 
-from . import training
-from .generation import FORMATS, chat_turn, prompt_text, use_chatml
+from ..core import training
+from ..core.generation import FORMATS, chat_turn, prompt_text, use_chatml
 
 
 class SFTError(ValueError):
@@ -110,7 +110,7 @@ def packing_speed(model, tokenizer, train_examples: Sequence, val_examples: Sequ
     each on a fresh copy of ``model`` (the model itself is not trained)."""
     import copy
 
-    from .config import with_changes
+    from ..core.config import with_changes
 
     speed = {}
     for packed in (False, True):

@@ -11,7 +11,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from . import config, reward, training
+from ..core import config, training
+from . import reward
 
 
 def dpo_loss(logp_chosen: torch.Tensor, logp_rejected: torch.Tensor, ref_chosen: torch.Tensor,

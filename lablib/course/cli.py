@@ -27,8 +27,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import config as config_mod
-from . import domain, running
+from ..core import config as config_mod
+from ..core import domain
+from . import running
 
 
 def _split(items):
@@ -103,7 +104,7 @@ def cmd_book(args) -> None:
 def cmd_release(args) -> None:
     from pathlib import Path
 
-    from . import grading
+    from .. import grading
 
     labs, _ = _split(args.items)
     for lab in [running.find_lab(k) for k in labs] or running.all_labs():
@@ -113,7 +114,7 @@ def cmd_release(args) -> None:
 
 
 def cmd_grade(args) -> None:
-    from . import grading
+    from .. import grading
 
     labs, overrides = _split(args.items)
     limits = dict(workers=args.workers, timeout_s=args.timeout, memory_gb=args.memory, runs_root=args.runs,

@@ -31,7 +31,7 @@ ConfigStore.instance().store(name="schema", node=LabConfig)
 def home() -> Path:
     """The kit's root folder (holds ``conf/`` and ``labs/``)."""
     env = os.environ.get("LABLIB_HOME")
-    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+    return Path(env).resolve() if env else Path(__file__).resolve().parents[2]
 
 
 def conf_dir() -> Path:
@@ -256,7 +256,7 @@ def summary(cfg: DictConfig, keys: Optional[List[str]] = None) -> str:
 # --------------------------------------------------------------------------------------------
 def explain(config_name: str, overrides: List[str] | tuple, key: str) -> List[tuple]:
     """Every place that sets ``key`` when ``conf/<config_name>.yaml`` is composed with ``overrides``, in the order
-    Hydra applies them, as ``(where, value)``: the schema's default (``lablib/schema.py:LINE``), each YAML file
+    Hydra applies them, as ``(where, value)``: the schema's default (``lablib/core/schema.py:LINE``), each YAML file
     of the defaults list (``conf/...yaml:LINE``) and the command line. The last one wins."""
     from hydra.types import RunMode
 
@@ -301,7 +301,7 @@ def _yaml_line(path: Path, parts: List[str]) -> Optional[tuple]:
 
 
 def _schema_line(key: str) -> Optional[tuple]:
-    """``("lablib/schema.py:LINE", default)`` of the schema field ``key``, or None (a key inside a dict)."""
+    """``("lablib/core/schema.py:LINE", default)`` of the schema field ``key``, or None (a key inside a dict)."""
     import dataclasses
     import inspect
     import typing
@@ -322,5 +322,5 @@ def _schema_line(key: str) -> Optional[tuple]:
         f = fields[part]
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else "???")
-        return f"lablib/schema.py:{line}", str(default)
+        return f"lablib/core/schema.py:{line}", str(default)
     return None

@@ -26,13 +26,13 @@ EXERCISE_TAG = "exercise"
 # reaches them -- directly, through a wrapper, an alias, functools.partial, importlib or a trainer method -- runs
 # that code object. Torch primitives (F.cross_entropy, logsigmoid, log_softmax) are allowed.
 REFERENCES: Dict[str, Tuple[Tuple[str, str], ...]] = {
-    "01.next_token_loss": (("transformers/loss/loss_utils.py", "ForCausalLMLoss"), ("lablib/evaluation.py", "lm_loss")),
+    "01.next_token_loss": (("transformers/loss/loss_utils.py", "ForCausalLMLoss"), ("lablib/core/evaluation.py", "lm_loss")),
     "02.mask_prompt": (("trl/trainer/sft_trainer.py", "DataCollatorForLanguageModeling.torch_call"),),
     "03.lora_forward": (("peft/tuners/lora/layer.py", "Linear.forward"),),
-    "04.bt_loss": (("lablib/reward.py", "bt_loss"), ("trl/trainer/reward_trainer.py", "RewardTrainer.compute_loss")),
-    "05.gae": (("lablib/ppo.py", "gae"), ("lablib/ppo.py", "PPO.step")),
-    "06.select": (("lablib/raft.py", "select"), ("lablib/raft.py", "best_mean"), ("lablib/raft.py", "RAFT.iteration")),
-    "07.response_nll": (("lablib/evaluation.py", "response_nll"),),
+    "04.bt_loss": (("lablib/methods/reward.py", "bt_loss"), ("trl/trainer/reward_trainer.py", "RewardTrainer.compute_loss")),
+    "05.gae": (("lablib/methods/ppo.py", "gae"), ("lablib/methods/ppo.py", "PPO.step")),
+    "06.select": (("lablib/methods/raft.py", "select"), ("lablib/methods/raft.py", "best_mean"), ("lablib/methods/raft.py", "RAFT.iteration")),
+    "07.response_nll": (("lablib/core/evaluation.py", "response_nll"),),
 }
 OWNERS = {"lablib": "lablib's own ", "transformers": "transformers' own ", "trl": "TRL's own ", "peft": "PEFT's own "}
 # bound at import, before any student code runs: patching sys.setprofile later does not blind the profiler
@@ -46,7 +46,7 @@ class Borrowed(AssertionError):
 
 def _display(file: str, qualname: str) -> str:
     package, _, rest = file.partition("/")
-    module = rest[:-3].replace("/", ".") if package == "lablib" else ""
+    module = rest[:-3].rsplit("/", 1)[-1] if package == "lablib" else ""  # its short name: reward, not methods.reward
     return OWNERS[package] + (f"{module}.{qualname}" if package == "lablib" else qualname)
 
 
@@ -182,7 +182,7 @@ def _check_lora_forward(fn) -> None:
 
 @_registered("04.bt_loss")
 def _check_bt_loss(fn) -> None:
-    from .reward import bt_loss
+    from ..methods.reward import bt_loss
 
     g = _generator()
     for n, scale in ((1, 1.0), (8, 3.0), (5, 60.0)):  # the last needs a stable log-sigmoid
@@ -198,7 +198,7 @@ def _check_bt_loss(fn) -> None:
 
 @_registered("05.gae")
 def _check_gae(fn) -> None:
-    from .ppo import gae
+    from ..methods.ppo import gae
 
     g = _generator()
     rewards, values = torch.randn(3, 6, generator=g), torch.randn(3, 6, generator=g)
@@ -214,7 +214,7 @@ def _check_gae(fn) -> None:
 
 @_registered("06.select")
 def _check_select(fn) -> None:
-    from .raft import select
+    from ..methods.raft import select
 
     rng = random.Random()
     cases = [(["a", "b", "c", "d"], [0.1, 0.9, 0.5, 0.5], 2),  # a tie: the earlier sample wins

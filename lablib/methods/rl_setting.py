@@ -19,7 +19,7 @@ def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, m
     (overall and per kind); the mean of ``reward_fn`` (e.g. the reward model's score), the perplexity of the
     reference responses (response tokens and the token that ends them), distinct-2 of the responses, and their
     mean length in tokens."""
-    from . import evaluation, generation
+    from ..core import evaluation, generation
 
     responses = generation.respond(model, tokenizer, examples, fmt, max_new_tokens, batch_size=64)
     prompts = [generation.prompt_text(e, fmt, tokenizer) for e in examples]
@@ -41,7 +41,8 @@ def headroom(policy, tokenizer, examples: Sequence, reward_fn: Callable, samples
     one reward gives RL nothing to prefer), and ``ordered`` how often ``reward_fn`` orders two samples of the same
     prompt as the gold reward does. RL can only reinforce what the policy sometimes does *and* the reward
     recognises."""
-    from . import generation, reward
+    from ..core import generation
+    from . import reward
 
     torch.manual_seed(seed)
     many = [e for e in examples for _ in range(samples)]
@@ -64,7 +65,8 @@ def headroom(policy, tokenizer, examples: Sequence, reward_fn: Callable, samples
 def load_policy(cfg):
     """A fresh policy from the SFT model (``cfg.inputs.model``); with ``ppo.lora`` a LoRA adapter (``cfg.lora``)
     on it, so only the adapter trains and the reference is the same model with the adapter switched off."""
-    from . import lora, models
+    from . import lora
+    from ..core import models
 
     model = models.load_pretrained(cfg.model, cfg.inputs.model)[0]
     return lora.add_adapter(model, cfg.lora) if cfg.ppo.lora else model
@@ -85,7 +87,8 @@ class Setting:
     policy."""
 
     def __init__(self, cfg):
-        from . import domain, generation, models, reward
+        from ..core import domain, generation, models
+        from . import reward
 
         self.cfg, self.fmt, self.gold = cfg, cfg.sft.format, domain.of(cfg).gold
         split = domain.instructions(cfg)
@@ -99,7 +102,7 @@ class Setting:
         self.baseline: dict | None = None  # the SFT policy's held-out evaluation, once asked for
 
     def prompt(self, example) -> str:
-        from . import generation
+        from ..core import generation
 
         return generation.prompt_text(example, self.fmt, self.tokenizer)
 
@@ -120,7 +123,7 @@ class Setting:
         out = evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, self.cfg.ppo.max_new_tokens, self.fmt,
                               gold=self.gold)
         if self.judge_reward is not None:
-            from . import domain
+            from ..core import domain
 
             if self.baseline is None:
                 self.baseline = out if model is self.policy else self.evaluate(self.policy)
@@ -146,7 +149,8 @@ def alternatives(rl: Setting, pairs, out_dir, methods: Sequence[str] = METHODS) 
     before training checked against ours, or None without DPO)``."""
     from pathlib import Path
 
-    from . import config, dpo, grpo, training
+    from ..core import config, training
+    from . import dpo, grpo
 
     unknown = [m for m in methods if m not in METHODS or (m == "GRPO (gold)" and not rl.gold)]
     if unknown:

@@ -26,7 +26,7 @@ def best_of_n(policy, tokenizer, examples: Sequence, proxy: Callable, gold: Call
 
     ``max_n`` samples per prompt are drawn once (seeded) and cut into ``max_n / n`` disjoint groups of n; each
     group's best-by-proxy sample counts, so every n is estimated from the same samples."""
-    from . import generation
+    from ..core import generation
 
     if max_n < 1 or max_n & (max_n - 1):
         raise ValueError(f"max_n={max_n}: must be a power of two")

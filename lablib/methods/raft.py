@@ -20,8 +20,9 @@ from typing import Callable, List, Sequence, Tuple
 
 import torch
 
-from . import data, generation, sft
-from .config import with_changes
+from ..core import data, generation
+from . import sft
+from ..core.config import with_changes
 
 MODES = ("per_prompt", "global")
 

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Sequence
 
 import torch
 
-from . import config, evaluation, generation, models
+from ..core import config, evaluation, generation, models
 
 COLUMNS = ("rank", "checkpoint", "gold_reward", "exact_match", "rm", "judge", "win_rate", "nll", "nll_per_token",
            "bits_per_byte", "text_nll", "text_nll_per_token", "response_tokens", "length", "tokens_per_s", "memory_mb",
@@ -112,7 +112,7 @@ def score(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], te
     of the reference responses (summed per response, per token, and in bits per byte, which compares any
     tokenizers) and of plain ``texts`` (if any); the responses' mean length, generation speed and the weights'
     memory footprint. A metric the domain does not have is not in the row."""
-    from . import domain
+    from ..core import domain
 
     dom = dom or domain.named("numbers")
     model, tokenizer = load(checkpoint)
@@ -141,7 +141,7 @@ def build(checkpoints: Sequence[Checkpoint], examples: Sequence, prompts: Sequen
     win rate against the SFT row (:func:`lablib.domain.win_rate`); then :func:`rank` the rows the domain's way."""
     from tqdm.auto import tqdm
 
-    from . import domain
+    from ..core import domain
 
     dom = domain.of(cfg)
     rows = [score(c, examples, prompts, texts, reward_fns, cfg.leaderboard, dom)
@@ -157,7 +157,7 @@ def build(checkpoints: Sequence[Checkpoint], examples: Sequence, prompts: Sequen
 def rank(rows: Sequence[dict], dom=None) -> List[dict]:
     """Rows best first, the domain's way (numbers: highest gold reward, then lowest response NLL; your files: the
     judge's win rate, then bits per byte), with a ``rank`` column (1 = best)."""
-    from . import domain
+    from ..core import domain
 
     ordered = sorted(rows, key=(dom or domain.named("numbers")).rank_key)
     return [{**r, "rank": i} for i, r in enumerate(ordered, 1)]

@@ -23,7 +23,7 @@ from typing import Callable, List, Sequence
 
 import torch
 
-from .generation import padding_side, sampling
+from ..core.generation import padding_side, sampling
 
 
 class PPOStop(RuntimeError):

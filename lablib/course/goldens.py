@@ -29,7 +29,7 @@ from pathlib import Path
 from unittest import mock
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import config as config_mod
+from ..core import config as config_mod
 from . import running
 from .session import TMP
 

@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Sequence
 
-from . import config, domain, running
+from ..core import config, domain
+from . import running
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
 
@@ -65,7 +66,7 @@ def run_point(keys: Sequence[str], point: Sequence[str], root: str, workers: int
     Module-level, so submitit can pickle it."""
     start = time.perf_counter()
     env = {**os.environ, "MPLBACKEND": "Agg", **running.worker_env(workers)}
-    proc = subprocess.run([sys.executable, "-m", "lablib.cli", "--runs", str(root), "run", *keys, *point, "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "lablib.course.cli", "--runs", str(root), "run", *keys, *point, "--quiet"],
                           capture_output=True, text=True, env=env)
     lines = [line for line in proc.stderr.splitlines() if line.startswith("lab: error:")]
     last = running.find_lab(keys[-1])
@@ -170,7 +171,7 @@ def write_summary(rows: Sequence[dict], out: Path, metric: str | None = None,
         import matplotlib
 
         matplotlib.use("Agg")
-        from . import plots
+        from ..core import plots
 
         key = metric if metric in metric_keys else metric_keys[0]
         fig = plots.bars({r["overrides"] or f"run {r['run']}": r["metrics"].get(key, 0.0) for r in ok}, key,

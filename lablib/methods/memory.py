@@ -89,7 +89,7 @@ def _measured_call(fn, args, kwargs):
     return result, _status("VmHWM") - start
 
 
-def isolated(fn, *args, preload=("lablib.lora",), **kwargs):
+def isolated(fn, *args, preload=("lablib.methods.lora",), **kwargs):
     """``(fn(*args, **kwargs), peak bytes above the worker's starting size)``, run in a fresh worker process
     forked from a server that has already imported ``preload``. ``fn`` must be importable (module-level)."""
     ctx = mp.get_context("forkserver")

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from . import config as config_mod
-from . import domain, running
+from ..core import config as config_mod
+from ..core import domain
+from . import running
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -55,12 +56,13 @@ def reference_markdown() -> str:
     """A page per module: its docstring, then each public function's and class's signature and docstring."""
     lines = ["# Reference: `lablib`", "",
              "Generated from the docstrings of the library every lab calls (`lab book` rebuilds it).", ""]
-    pkg = Path(__file__).resolve().parent
-    for path in sorted(pkg.glob("*.py")):
-        if path.name.startswith("_"):
+    pkg = Path(__file__).resolve().parent.parent
+    for path in sorted(pkg.rglob("*.py"), key=lambda p: (len(p.relative_to(pkg).parts), str(p))):
+        if path.name.startswith("_") and path.parent == pkg or path.name == "__main__.py":
             continue
         tree = ast.parse(path.read_text())
-        lines += [f"## `lablib.{path.stem}`", "", ast.get_docstring(tree) or "", ""]
+        name = ".".join(("lablib", *path.relative_to(pkg).with_suffix("").parts)).removesuffix(".__init__")
+        lines += [f"## `{name}`", "", ast.get_docstring(tree) or "", ""]
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
                 doc = ast.get_docstring(node)

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-from .config import one_line
+from ..core.config import one_line
 
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -126,7 +126,7 @@ def param_table(model_factory, ranks: Sequence[int], target_sets: Sequence[str] 
     """Trainable vs total parameters of a LoRA adapter for each rank and target set (no training)."""
     from types import SimpleNamespace
 
-    from . import models
+    from ..core import models
 
     rows = []
     for targets in target_sets:
@@ -140,7 +140,7 @@ def param_table(model_factory, ranks: Sequence[int], target_sets: Sequence[str] 
 
 def load_for_run(cfg, base_path, bits: int = 0):
     """(model, tokenizer) for one run, with the chat template set up."""
-    from . import generation, models
+    from ..core import generation, models
 
     if bits:
         model, tokenizer = load_quantized(base_path, bits), models.load_tokenizer(base_path)
@@ -160,7 +160,8 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     from omegaconf import OmegaConf
     from transformers import set_seed
 
-    from . import config, domain, generation, models, sft
+    from ..core import config, domain, generation, models
+    from . import sft
 
     import datasets
 
@@ -223,7 +224,7 @@ def load_adapter(cfg, base_path, adapter_dir):
     """Base + a saved adapter (the base's embeddings grown to the adapter's tokenizer first)."""
     from peft import PeftModel
 
-    from . import models
+    from ..core import models
 
     model, _ = models.load_pretrained(cfg.model, base_path)
     tokenizer = models.load_tokenizer(adapter_dir)
