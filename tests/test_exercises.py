@@ -111,16 +111,16 @@ REFERENCE_CALLS = {
                        lambda ref: lambda ids, lens, att: ref(pad_token_id=0)([{"input_ids": r.tolist()} for r in ids])["labels"]),
     "03.lora_forward": ("peft.tuners.lora.layer", "Linear.forward",
                         lambda ref: lambda x, W, A, B, alpha: ref(_lora_layer(x, W, A, B, alpha), x)),
-    "04.bt_loss": ("lablib.reward", "bt_loss", lambda ref: lambda c, r: ref(c, r)),
-    "05.gae": ("lablib.ppo", "gae", lambda ref: lambda *a: ref(*a)),
-    "06.select": ("lablib.raft", "select", lambda ref: lambda responses, scores, k: ref(responses, scores, k)),
-    "07.response_nll": ("lablib.evaluation", "response_nll", lambda ref: lambda logits, ids, n: ref(None, None, [], [])),
+    "04.bt_loss": ("lablib.methods.reward", "bt_loss", lambda ref: lambda c, r: ref(c, r)),
+    "05.gae": ("lablib.methods.ppo", "gae", lambda ref: lambda *a: ref(*a)),
+    "06.select": ("lablib.methods.raft", "select", lambda ref: lambda responses, scores, k: ref(responses, scores, k)),
+    "07.response_nll": ("lablib.core.evaluation", "response_nll", lambda ref: lambda logits, ids, n: ref(None, None, [], [])),
 }
 # a trainer (or model) method that computes the same thing, called the way a student might
 METHOD_CALLS = {
     "04.bt_loss": ("trl", "RewardTrainer.compute_loss", lambda ref: lambda c, r: ref(object(), None, {})),
-    "05.gae": ("lablib.ppo", "PPO.step", lambda ref: lambda *a: ref(object(), [])),
-    "06.select": ("lablib.raft", "RAFT.iteration", lambda ref: lambda responses, scores, k: ref(object(), [])),
+    "05.gae": ("lablib.methods.ppo", "PPO.step", lambda ref: lambda *a: ref(object(), [])),
+    "06.select": ("lablib.methods.raft", "RAFT.iteration", lambda ref: lambda responses, scores, k: ref(object(), [])),
 }
 
 
