@@ -118,22 +118,22 @@ def build(overrides: Sequence[str] = ("profile=smoke",), root: str | Path | None
     """Run the labs (cached), stage the book and build it; returns the folder holding ``index.html``."""
     exe, mathjax = jupyter_book(), mathjax_dir()  # fail before any work
     start = time.perf_counter()
-    chapters = {}
+    chapters = []  # (lab, its executed notebook)
     for track, track_overrides in tracks(overrides).items():
         running.run([], track_overrides, root, progress=False, echo=echo)
         for lab in running.manifest(track):
             cfg = running.compose(lab, track_overrides, root)
             if not running.skipped(lab, cfg):  # an optional stage without its data has no chapter
-                chapters[lab] = running.folder(lab, cfg, root) / "notebook.ipynb"
+                chapters.append((lab, running.folder(lab, cfg, root) / "notebook.ipynb"))
     out = Path(out) if out else book_src() / "_build"
     stage = out / "src"
     shutil.rmtree(stage, ignore_errors=True)
     shutil.copytree(book_src(), stage, ignore=shutil.ignore_patterns("_build"))
     (stage / "labs" / "own").mkdir(parents=True)
-    for lab, notebook in chapters.items():
+    for lab, notebook in chapters:
         stage_notebook(notebook, stage / f"{page(lab)}.ipynb")
-    (stage / "_toc.yml").write_text(toc([lab for lab in chapters if lab.track == "numbers"],
-                                        [lab for lab in chapters if lab.track != "numbers"]))
+    (stage / "_toc.yml").write_text(toc([lab for lab, _ in chapters if lab.track == "numbers"],
+                                        [lab for lab, _ in chapters if lab.track != "numbers"]))
     (stage / "reference.md").write_text(reference_markdown())
     shutil.copytree(mathjax, stage / "_vendor" / "mathjax")
     html = out / "html"
