@@ -133,10 +133,45 @@ class Setting:
                                          self.baseline["responses"])
         return out
 
+    @property
+    def metrics(self) -> dict:
+        """What the trainers log per step besides the RM: the gold reward, where the domain has a gold checker."""
+        return {"gold": self.gold_reward} if self.gold else {}
+
     def ppo(self, model, ppo_cfg=None, seed: int | None = None) -> PPO:
-        """A PPO trainer for ``model`` against the RM, logging the gold reward per step (numbers domain)."""
+        """A PPO trainer for ``model`` against the RM, logging :attr:`metrics` per step."""
         return PPO(model, self.tokenizer, self.rm_reward, self.prompt, ppo_cfg or self.cfg.ppo, self.stops,
-                   metrics={"gold": self.gold_reward} if self.gold else {}, seed=self.cfg.seed if seed is None else seed)
+                   metrics=self.metrics, seed=self.cfg.seed if seed is None else seed)
+
+
+def ppo_runs(rl: Setting, seeds: Sequence[int]) -> dict:
+    """Lab 05's main runs: for each seed, PPO from a fresh SFT policy on the training prompts for ``ppo.steps``,
+    then the held-out evaluation. ``{seed: {"model", "history", "after", "stopped"}}``."""
+    runs = {}
+    for seed in seeds:
+        model = load_policy(rl.cfg)  # the SFT model, with a LoRA adapter if ppo.lora=true
+        trainer = rl.ppo(model, seed=seed)
+        history = trainer.train(rl.train, rl.cfg.ppo.steps, progress=rl.cfg.train.progress)
+        runs[seed] = {"model": model, "history": history, "after": rl.evaluate(model), "stopped": trainer.stopped}
+    return runs
+
+
+def raft_runs(rl: Setting, seeds: Sequence[int], out_dir) -> dict:
+    """Lab 06's main runs: for each seed, RAFT from a fresh SFT policy for ``raft.iterations``, ranking by the RM,
+    then the held-out evaluation. ``{seed: {"model", "history", "after", "seconds"}}``."""
+    from pathlib import Path
+
+    from . import raft
+
+    runs = {}
+    for seed in seeds:
+        model = load_policy(rl.cfg)
+        run = raft.RAFT(model, rl.tokenizer, rl.rm_reward, rl.cfg, Path(out_dir) / f"raft-{seed}", metrics=rl.metrics,
+                        seed=seed)
+        history = run.train(rl.train, rl.cfg.raft.iterations, progress=rl.cfg.train.progress)
+        runs[seed] = {"model": model, "history": history, "after": rl.evaluate(model),
+                      "seconds": sum(h["seconds"] for h in history)}
+    return runs
 
 
 METHODS = ("PPO", "DPO", "GRPO (gold)")  # lab 06's alternatives to RAFT; GRPO trains on the gold reward
