@@ -28,9 +28,17 @@ SCORED: Dict[str, Dict[str, str]] = {
     "04": {"pair_accuracy": "reward_model"},
     "05": {"gold_reward": "model"},
     "06": {"raft_gold_reward": "model", "dpo_gold_reward": "dpo_model"},
+    # the own-domain track (the grader's run of the domain the class was given, by default the example)
+    "own/01": {"bits_per_byte": "model"},
+    "own/02": {"nll": "model", "bits_per_byte": "model"},
+    "own/04": {"rm_accuracy": "reward_model"},
+    "own/05": {"win_rate": "model"},
 }
 WHY_NOT = {"03": "its headline is the best of several adapter runs, of which only one is saved",
-           "07": "it ranks the course's own checkpoints, the same for every student"}
+           "07": "it ranks the course's own checkpoints, the same for every student",
+           "own/03": "its headline is the best of several adapter runs, of which only one is saved",
+           "own/06": "its win rates are means over seeds, of which only the first seed's models are saved",
+           "own/07": "it ranks the course's own checkpoints, the same for every student"}
 FILES = {"config.json", "generation_config.json", "model.safetensors"}  # all else in the folder is ignored
 ARCHITECTURE = ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
                 "num_key_value_heads", "tie_word_embeddings")
@@ -162,8 +170,53 @@ def _rl(cfg, keys: Dict[str, str]):
     return _config_of(cfg.inputs.model), score
 
 
+def _own01(cfg):
+    from ..core import domain, evaluation, models
+
+    base, tokenizer = models.load_pretrained(cfg.model)  # SmolLM2 (cut to model.keep_layers under smoke)
+    docs = domain.corpus(cfg)
+    if docs is None:
+        raise ArtifactError("the domain has no corpus: lab 01 trains nothing")
+    return base.config.to_dict(), lambda m: {"bits_per_byte": evaluation.bits_per_byte(m["model"], tokenizer, docs[1])}
+
+
+def _own02(cfg):
+    from ..core import domain, generation, models
+
+    base = models.start_path(cfg)
+    tokenizer = models.load_tokenizer(base)
+    generation.use_chatml(None, tokenizer)
+    val = domain.instructions(cfg).val
+
+    def score(m):
+        s = domain.reference_scores(m["model"], tokenizer, val, cfg.sft.format, cfg.sft.max_new_tokens)
+        return {"nll": s["nll"], "bits_per_byte": s["bits_per_byte"]}
+    return {**_config_of(base), "vocab_size": len(tokenizer)}, score
+
+
+def _own04(cfg):
+    from ..core import domain, models
+    from ..methods import reward
+
+    tokenizer = models.load_tokenizer(cfg.inputs.model)
+    val = reward.fit_length(domain.pairs(cfg).val, tokenizer, cfg.reward.max_length)[0]
+
+    def score(m):
+        m["reward_model"].config.pad_token_id = tokenizer.pad_token_id
+        return {"rm_accuracy": reward.pair_accuracy(m["reward_model"], tokenizer, val)["accuracy"]}
+    return _config_of(cfg.inputs.model), score
+
+
+def _own05(cfg):
+    from ..methods import rl_setting
+
+    rl = rl_setting.Setting(cfg)
+    return _config_of(cfg.inputs.model), lambda m: {"win_rate": rl.evaluate(m["model"])["win"]["rate"]}
+
+
 PREPARE: Dict[str, Callable] = {"01": _lab01, "02": _lab02, "04": _lab04,
-                                "05": lambda cfg: _rl(cfg, SCORED["05"]), "06": lambda cfg: _rl(cfg, SCORED["06"])}
+                                "05": lambda cfg: _rl(cfg, SCORED["05"]), "06": lambda cfg: _rl(cfg, SCORED["06"]),
+                                "own/01": _own01, "own/02": _own02, "own/04": _own04, "own/05": _own05}
 
 
 def scorer(lab, cfg, cap_mb: float = 4096) -> Optional[Callable[[Path], dict]]:
