@@ -6,7 +6,6 @@ exactly. QLoRA does the same on a base whose linear layers bitsandbytes stores i
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -83,6 +82,13 @@ def load_quantized(path: str | Path, bits: int):
     except Exception as exc:  # bitsandbytes raises many kinds; all mean "cannot quantize here"
         raise LoRAError(f"lora.quantize={bits}: bitsandbytes cannot load {path} in {bits}-bit here "
                         f"({one_line(exc)})") from None
+    for module in model.modules():
+        # On a CPU with avx512_bf16, a 4-bit layer run in eval mode without gradients (the held-out loss before
+        # training) repacks its weights for an inference kernel that has no backward: training after it would
+        # then send no gradient through the frozen 4-bit layers to the adapters below them (bitsandbytes warns
+        # "gemv_4bit: an autograd kernel was not registered"). A model we train keeps the trainable layout.
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
@@ -176,9 +182,7 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     counts = models.count_params(model)
     trainer = sft.make_trainer(model, tokenizer, train_examples, eval_examples, cfg, out_dir)
     loss_before = trainer.evaluate()["eval_loss"] if score else None
-    with warnings.catch_warnings():  # upstream noise: bitsandbytes' CPU 4-bit gemv (its path for one-row inputs)
-        warnings.filterwarnings("ignore", message=r"bitsandbytes::gemv_4bit: an autograd kernel")  # has no autograd
-        result = sft.fit(trainer)  # kernel, and PyTorch warns at each backward through it
+    result = sft.fit(trainer)
     row = {"run": run["name"], "spec": spec, "trainable": counts["trainable"], "total": counts["total"],
            "steps": result["steps"], "seconds": result["seconds"], "tokens_per_s": result["tokens_per_s"]}
     if score:
