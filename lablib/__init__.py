@@ -18,6 +18,7 @@ its layer (:data:`MODULES`), imported on first use.
 """
 import logging
 import os
+import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # offline first: never reach for a hub unless asked
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -31,6 +32,53 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # On CPUs with avx512_bf16, bitsandbytes tries to fetch a faster 4-bit kernel from the hub (package `kernels`,
 # which we do not install: offline first) and logs a warning when it cannot; its own kernel is used instead.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+# Two notices the libraries give on every call, silenced by their message in every process that imports lablib (a
+# lab's kernel and the workers it forks for isolated runs): LLM.int8 computes in fp16 by design, so bitsandbytes'
+# "MatMul8bitLt: inputs will be cast from torch.float32 to float16" describes the method, not a fault; and TRL still
+# reads transformers' renamed `is_gradient_checkpointing`.
+logging.getLogger("bitsandbytes.autograd._functions").addFilter(
+    lambda record: not str(record.msg).startswith("MatMul8bitLt: inputs will be cast"))
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+
+
+
+def _record_coverage() -> None:
+    """With ``LABLIB_COVERAGE=DIR`` set, every process that imports lablib (a lab's kernel, a worker it forks)
+    records which of lablib's lines run, into its own data file in DIR: how the bench proves that `smoke`
+    takes the code paths `cpu` does (``lablib.course.coverage``)."""
+    folder = os.environ.get("LABLIB_COVERAGE")
+    if not folder:
+        return
+    import coverage
+
+    def start() -> None:
+        coverage.Coverage(data_file=os.path.join(folder, ".coverage"), data_suffix=True,
+                          source=[os.path.dirname(os.path.abspath(__file__))], auto_data=True).start()
+
+    def restart_in_child() -> None:  # a forked child records into a file of its own, not its parent's
+        parent = coverage.Coverage.current()
+        if parent is not None:
+            parent._auto_save = False
+            parent.stop()
+        start()
+
+    start()
+    os.register_at_fork(after_in_child=restart_in_child)
+
+
+def save_coverage() -> None:
+    """Write this process's coverage now (a multiprocessing worker leaves with ``os._exit``, skipping atexit)."""
+    if os.environ.get("LABLIB_COVERAGE"):
+        import coverage
+
+        current = coverage.Coverage.current()
+        if current is not None:
+            current.stop()
+            current.save()
+            current.start()
+
+
+_record_coverage()
 
 from .course.session import start  # noqa: E402
 

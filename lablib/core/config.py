@@ -202,6 +202,7 @@ def _check(cfg: DictConfig) -> None:
     need(0.0 <= cfg.reward.sampled_share <= 1.0, "reward.sampled_share", "must be between 0 and 1")
     need(cfg.memory.model in ("smollm2", "none"), "memory.model", "must be smollm2 or none")
     need(cfg.memory.steps >= 1, "memory.steps", "must be >= 1")
+    need(cfg.memory.batch_size >= 1, "memory.batch_size", "must be >= 1")
     need(cfg.reward.samples >= 1, "reward.samples", "must be >= 1")
     for key in ("ppo.steps", "ppo.batch_size", "ppo.minibatch_size", "ppo.epochs", "ppo.max_new_tokens"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
@@ -243,11 +244,19 @@ def with_changes(node, **changes) -> DictConfig:
 
 
 def summary(cfg: DictConfig, keys: Optional[List[str]] = None) -> str:
-    """A stable, human-readable dump of (part of) the config: sorted keys, no run-specific paths."""
+    """A stable, human-readable dump of (part of) the config: sorted keys, no run-specific paths. ``keys`` may
+    name groups (``lora``) or single keys (``lora.grid``)."""
     data: Any = OmegaConf.to_container(cfg, resolve=True)
     data.pop("inputs", None)
     if keys:
-        data = {k: data[k] for k in keys}
+        picked: dict = {}
+        for key in keys:
+            *parents, last = key.split(".")
+            source, target = data, picked
+            for part in parents:
+                source, target = source[part], target.setdefault(part, {})
+            target[last] = source[last]
+        data = picked
     return OmegaConf.to_yaml(OmegaConf.create(data), sort_keys=True).rstrip()
 
 

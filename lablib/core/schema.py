@@ -104,9 +104,10 @@ class SFTConf:
 
 @dataclass
 class LoRAConf:
+    # The adapter of `ppo.lora` (lab 03's grid names each run's rank and targets itself, with alpha = 2r)
     r: int = 16  # the adapter's rank
     alpha: int = 32  # the update is scaled by alpha / r
-    dropout: float = 0.0
+    dropout: float = 0.0  # every adapter's, the grid's too
     targets: str = "all-linear"  # attention | all-linear | comma-separated module names
     ranks: List[int] = field(default_factory=lambda: [4, 8, 16])  # the parameter-count table
     # Runs compared on the same data and steps: full | lora:R:TARGETS | qlora4:R:TARGETS | qlora8:R:TARGETS
@@ -117,14 +118,19 @@ class LoRAConf:
     # held-out examples each run is scored on (0: all); the held-out set itself is every lab's (domain.split)
     eval_examples: int = 0
     isolate: bool = True  # each run in a fresh process, so its peak memory is its own
-    merge: bool = False  # save the first LoRA and the first QLoRA run merged into the base (lab 03's artifacts)
+    # save the LoRA and the QLoRA run with the lowest held-out response loss, merged into the base (lab 03's
+    # artifacts, lab 07's "lora" and "qlora" rows)
+    merge: bool = False
 
 
 @dataclass
 class MemoryConf:
     """Lab 03's measured memory runs (lablib.memory): full, LoRA and QLoRA fine-tuning, each in its own process."""
     model: str = "smollm2"  # the model they train: smollm2 | none (skip them; the predictions are still made)
-    steps: int = 2  # training steps each (peak memory is reached in the first)
+    steps: int = 2  # training steps each: the second holds the optimizer state and the activations at once
+    # examples per step: small, so that weights, gradients and optimizer state (what the methods change) are
+    # most of the peak rather than activations (which LoRA does not shrink)
+    batch_size: int = 1
 
 
 @dataclass

@@ -401,6 +401,13 @@ def execute(step: Step, overrides: Sequence[str], root: str | Path | None = None
     return final
 
 
+def stderr_lines(notebook: Path) -> int:
+    """Lines an executed notebook's cells wrote to stderr (warnings, library notices): a lab should write none."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    return sum(len("".join(o.get("text", "")).splitlines()) for c in cells for o in c.get("outputs", [])
+               if o.get("output_type") == "stream" and o.get("name") == "stderr")
+
+
 def run(keys: Sequence[str] = (), overrides: Sequence[str] = (), root: str | Path | None = None,
         force: bool = False, progress: bool = True, echo=print, upstream: bool = True) -> List[dict]:
     """Plan, then execute each lab that is not fresh (or all with ``force``); labs whose artifacts the asked-for
@@ -424,8 +431,10 @@ def run(keys: Sequence[str] = (), overrides: Sequence[str] = (), root: str | Pat
         start = time.perf_counter()
         folder = execute(step, overrides, root, progress)
         seconds = time.perf_counter() - start
-        echo(f"[{name}] done in {seconds:.1f} s: {folder}")
-        rows.append({"lab": step.lab.id, "status": "ran", "seconds": seconds, "folder": str(folder)})
+        noise = stderr_lines(folder / "notebook.ipynb")
+        echo(f"[{name}] done in {seconds:.1f} s, {noise} line{'' if noise == 1 else 's'} on stderr: {folder}")
+        rows.append({"lab": step.lab.id, "status": "ran", "seconds": seconds, "folder": str(folder),
+                     "stderr_lines": noise})
     return rows
 
 

@@ -39,6 +39,19 @@ class Checkpoint:
         return f"{self.name} (8-bit)" if self.bits else self.name
 
 
+def origin(checkpoint) -> str:
+    """What a checkpoint is, where the lab that saved it said so (lab 03's adapters: which run, and why)."""
+    import json
+
+    from .lora import ORIGIN
+
+    path = Path(checkpoint.path, ORIGIN)
+    if not path.exists():
+        return ""
+    about = json.loads(path.read_text())
+    return f"{about['run']} ({about['why']})"
+
+
 def checkpoints(cfg, available: bool = False) -> List[Checkpoint]:
     """``cfg.leaderboard.checkpoints`` resolved to folders, plus an 8-bit twin of each name in
     ``leaderboard.int8``; every folder checked before any work starts. With ``available``, a course checkpoint that

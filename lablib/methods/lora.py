@@ -157,13 +157,45 @@ def load_for_run(cfg, base_path, bits: int = 0):
     return model, tokenizer
 
 
+def prepare(cfg, base_path: str | Path, spec: str = "full"):
+    """``(model, tokenizer, run)`` for one entry ``spec`` of ``lora.grid``: the base (quantized for QLoRA) with the
+    chat template and, for LoRA and QLoRA, the adapter (rank ``r``, ``alpha = 2r``: the update's scale
+    ``alpha / r`` stays 2 whatever the rank)."""
+    from omegaconf import OmegaConf
+
+    run = parse_run(spec)
+    model, tokenizer = load_for_run(cfg, base_path, run["bits"])
+    if run["method"] == "lora":
+        lcfg = OmegaConf.merge(cfg.lora, {"r": run["r"], "alpha": 2 * run["r"], "targets": run["targets"]})
+        model = add_adapter(model, lcfg)
+    return model, tokenizer, run
+
+
+def grown_embeddings(peft_model) -> bool:
+    """Whether the base's embedding matrix has more rows than the base it was loaded from (ChatML's tokens)."""
+    from transformers import AutoConfig
+
+    base = peft_model.peft_config["default"].base_model_name_or_path
+    return peft_model.get_input_embeddings().num_embeddings != AutoConfig.from_pretrained(base).vocab_size
+
+
+def save_adapter(model, tokenizer, out_dir: str | Path) -> Path:
+    """Save a LoRA adapter with its tokenizer. Where the base's embeddings were grown for ChatML's two tokens
+    (lab 01's model), their new rows are random vectors the adapter was trained against, so the embedding
+    matrix is saved with the adapter (PEFT would decide so too, with a warning): for lab 01's model that is
+    477 x 128 numbers; a base that has the tokens (SmolLM2) saves the adapter alone."""
+    out = Path(out_dir)
+    model.save_pretrained(out, save_embedding_layers=grown_embeddings(model))
+    tokenizer.save_pretrained(out)
+    return out
+
+
 def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples: Sequence, out_dir: str | Path,
              spec: str = "full", max_steps: int | None = None, score: bool = True) -> dict:
     """One run of ``lora.grid`` from start to finish -- load the base (quantized for QLoRA), add the adapter,
     SFT with TRL, score the held-out examples -- returning its numbers. LoRA adapters are saved to
     ``out_dir/adapter``. Module-level and self-contained, so :func:`lablib.memory.isolated` can run it in a
     fresh process."""
-    from omegaconf import OmegaConf
     from transformers import set_seed
 
     from ..core import config, domain, generation, models
@@ -172,13 +204,9 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     import datasets
 
     datasets.disable_progress_bars()  # in a worker process the kernel's settings do not apply
-    run = parse_run(spec)
     cfg = config.with_changes(cfg, train={"max_steps": max_steps or cfg.lora.grid_steps, "progress": False})
     set_seed(cfg.seed)
-    model, tokenizer = load_for_run(cfg, base_path, run["bits"])
-    if run["method"] == "lora":
-        lcfg = OmegaConf.merge(cfg.lora, {"r": run["r"], "alpha": 2 * run["r"], "targets": run["targets"]})
-        model = add_adapter(model, lcfg)
+    model, tokenizer, run = prepare(cfg, base_path, spec)
     counts = models.count_params(model)
     trainer = sft.make_trainer(model, tokenizer, train_examples, eval_examples, cfg, out_dir)
     loss_before = trainer.evaluate()["eval_loss"] if score else None
@@ -192,8 +220,7 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
         scores = domain.of(cfg).answer_scores(eval_examples, responses)
         row.update(correct=scores["correct"], exact_match=scores["exact_match"], gold_reward=scores["gold_reward"])
     if run["method"] == "lora":
-        model.save_pretrained(Path(out_dir) / "adapter")
-        tokenizer.save_pretrained(Path(out_dir) / "adapter")
+        save_adapter(model, tokenizer, Path(out_dir) / "adapter")
     return row
 
 
@@ -217,6 +244,25 @@ def run_grid(cfg, base_path, train_examples: Sequence, eval_examples: Sequence, 
              + f"response loss {row['val_loss_before']:.2f} -> {row['val_loss']:.2f}, {row['seconds']:5.1f} s"
              + (f", peak {rows[-1]['peak_mb']:,.0f} MB" if peak else ""))
     return rows
+
+
+ORIGIN = "origin.json"  # in a saved model's folder: which run it is and why it was chosen (lab 07 prints it)
+
+
+def best(rows: Sequence[dict], quantized: bool) -> dict:
+    """The LoRA (``quantized`` false) or QLoRA run of :func:`run_grid`'s ``rows`` with the lowest held-out response
+    loss: the adapter lab 03 saves on purpose, not whichever came first in the grid."""
+    runs = [r for r in rows if r["spec"].startswith("qlora" if quantized else "lora:")]
+    if not runs:
+        raise LoRAError(f"lora.grid has no {'qlora4|qlora8' if quantized else 'lora'}:R:TARGETS run to save")
+    return min(runs, key=lambda r: r["val_loss"])
+
+
+def write_origin(folder: str | Path, row: dict, why: str) -> None:
+    """Record in a saved model's folder which run of lab 03 it is (:data:`ORIGIN`)."""
+    import json
+
+    Path(folder, ORIGIN).write_text(json.dumps({"run": row["run"], "spec": row["spec"], "why": why}) + "\n")
 
 
 def adapter_dir(out_dir: str | Path, spec: str) -> Path:

@@ -1,21 +1,26 @@
 """Memory: how much a fine-tuning method needs, predicted by rule and measured.
 
-Rules of thumb (bytes per parameter), computed from a model's own parameter counts:
+Rules of thumb (bytes per parameter), computed from a model's own parameter counts; activations come on top:
 
 * full fine-tuning, fp32 AdamW: 4 (weights) + 4 (gradients) + 8 (two Adam moments) = 16
-* full fine-tuning, mixed-precision AdamW, the StackLLaMA rule: (2 + 8) -- bf16 weights plus fp32 Adam
-  moments (it leaves out gradients and activations, so it is a floor)
+* full fine-tuning, mixed-precision AdamW: 2 (bf16 weights) + 2 (bf16 gradients) + 4 (fp32 master weights)
+  + 8 (fp32 moments) = 16 as well (ZeRO, Rajbhandari et al. 2020): mixed precision saves activations and time,
+  not optimizer memory. StackLLaMA's "(2 + 8) bytes" leaves out the gradients and the master copy: a floor.
 * LoRA: the frozen base at its storage width, plus 16 bytes per *adapter* parameter
-* QLoRA: the base's linear layers in 8 bits (1 byte) or 4-bit NF4 (0.5 byte + quantisation constants),
-  everything else in bf16, plus the adapters -- StackLLaMA's "1.2-1.4 GB per billion parameters" for 8-bit
+* LLM.int8 + LoRA ("8-bit"): the base's linear layers in 1 byte; QLoRA: in 4-bit NF4 with double quantisation
+  (0.5 byte + about 0.127 bits of constants). Everything else (embeddings, norms) is kept in fp32 by PEFT's
+  ``prepare_model_for_kbit_training``, so it costs 4 bytes, and the adapters 16 bytes each.
 
-Measured: each run trains in a fresh worker process (a fork server that has already imported the stack), so
-its peak resident memory (``VmHWM``) is its own and not inflated by earlier runs in the notebook.
+Measured (:func:`train_peak`): each run trains in a fresh worker process forked from a server that has already
+imported the stack. Its *baseline* is the worker's resident memory once the libraries are imported, before any
+model; the run's peak (``VmHWM``) is reported above that baseline, so it is the model's and the training's own,
+not the Python runtime's and not an earlier run's.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -47,19 +52,19 @@ def predict(counts: dict, method: str, lora_params: int = 0) -> float:
     lora = lora_params or counts.get("lora", 0)
     rules = {
         "full fp32": 16 * n,
-        "full mixed (2+8)": 10 * n,
+        "full mixed": 16 * n,  # bf16 weights and gradients, fp32 master weights and moments
         "LoRA fp32": 4 * n + 16 * lora,
         "LoRA bf16": 2 * n + 16 * lora,
-        "QLoRA 8-bit": 1 * counts["linear"] + 2 * counts["other"] + 16 * lora,
+        "QLoRA 8-bit": 1 * counts["linear"] + 4 * counts["other"] + 16 * lora,
         # NF4 with double quantisation: 4 bits + ~0.127 bits of constants per weight
-        "QLoRA 4-bit": (4.127 / 8) * counts["linear"] + 2 * counts["other"] + 16 * lora,
+        "QLoRA 4-bit": (4.127 / 8) * counts["linear"] + 4 * counts["other"] + 16 * lora,
     }
     if method not in rules:
         raise ValueError(f"unknown method {method!r}; known: {sorted(rules)}")
     return float(rules[method])
 
 
-METHODS = ("full fp32", "full mixed (2+8)", "LoRA fp32", "LoRA bf16", "QLoRA 8-bit", "QLoRA 4-bit")
+METHODS = ("full fp32", "full mixed", "LoRA fp32", "LoRA bf16", "QLoRA 8-bit", "QLoRA 4-bit")
 
 
 def llama_7b_counts() -> dict:
@@ -79,23 +84,113 @@ def _status(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _measured_call(fn, args, kwargs):
+def _release_freed() -> None:
+    """Hand memory that was freed but kept by the C allocator back to the system (glibc ``malloc_trim``), so that
+    resident memory counts live data: a quantized load frees its full-width copy, which would otherwise stay
+    resident and be reused by training, hiding part of training's own peak."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak to the current size
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_peak() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the current size
     except OSError:
         pass
+
+
+def _measured_call(fn, args, kwargs):
+    _reset_peak()
     start = _status("VmRSS")
-    result = fn(*args, **kwargs)
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        from .. import save_coverage
+
+        save_coverage()  # a pool worker ends with os._exit: its coverage (if recorded) is saved here
     return result, _status("VmHWM") - start
 
 
-def isolated(fn, *args, preload=("lablib.methods.lora",), **kwargs):
+# What the fork server imports once, so that each worker starts in a fraction of a second with the training stack
+# (TRL, PEFT, bitsandbytes) already loaded, instead of importing it again for seconds per run.
+PRELOAD = ("lablib.methods.lora", "lablib.methods.sft", "trl.trainer.sft_trainer", "bitsandbytes")
+
+
+def isolated(fn, *args, preload=PRELOAD, **kwargs):
     """``(fn(*args, **kwargs), peak bytes above the worker's starting size)``, run in a fresh worker process
-    forked from a server that has already imported ``preload``. ``fn`` must be importable (module-level)."""
+    forked from a server that has already imported ``preload`` (the first call of a process starts the server;
+    later calls reuse it). ``fn`` must be importable (module-level)."""
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(list(preload))
     with ctx.Pool(1, maxtasksperchild=1) as pool:
         return pool.apply(_measured_call, (fn, args, kwargs))
+
+
+# The runs of the memory lesson, largest predicted memory first, with the rule each is predicted by.
+RUNS = {"full": "full fp32", "lora:16:all-linear": "LoRA fp32", "qlora8:16:all-linear": "QLoRA 8-bit",
+        "qlora4:16:all-linear": "QLoRA 4-bit"}
+
+
+def train_peak(cfg, base_path, examples: Sequence, spec: str, out_dir) -> dict:
+    """One run of the memory lesson, meant for :func:`isolated`: ``memory.steps`` steps of ``spec`` (an entry of
+    ``lora.grid``) at batch ``memory.batch_size``. Returns the worker's ``baseline_gb`` (resident memory with the
+    libraries imported, before any model), and above it the model's resident ``weights_gb`` once loaded and the
+    ``peak_gb`` while training. Loading is not part of the peak: a quantized load reads the full-width file
+    first, which is a cost of loading, not of training."""
+    import datasets
+    import peft  # noqa: F401  (imported before the baseline: the libraries are the runtime, not the run)
+    import trl  # noqa: F401
+    from transformers import set_seed
+
+    from ..core import config
+    from . import lora, sft
+
+    datasets.disable_progress_bars()
+    cfg = config.with_changes(cfg, train={"max_steps": cfg.memory.steps, "batch_size": cfg.memory.batch_size,
+                                          "progress": False, "eval_every": 10 ** 6})
+    set_seed(cfg.seed)
+    if lora.parse_run(spec)["bits"]:
+        import bitsandbytes  # noqa: F401
+    _release_freed()
+    baseline = _status("VmRSS")
+    model, tokenizer, run = lora.prepare(cfg, base_path, spec)
+    trainer = sft.make_trainer(model, tokenizer, examples, examples[:1], cfg, out_dir)
+    _release_freed()
+    weights = _status("VmRSS")
+    _reset_peak()
+    sft.fit(trainer, resume=False)
+    return {"run": run["name"], "spec": spec, "baseline_gb": baseline / GB, "weights_gb": (weights - baseline) / GB,
+            "peak_gb": (_status("VmHWM") - baseline) / GB, "adapter_params": param_groups(model)["lora"]}
+
+
+def lesson(cfg, examples: Sequence, out_dir) -> list:
+    """Lab 03's measured memory: every run of :data:`RUNS` on SmolLM2-135M (``memory.model``), each by
+    :func:`train_peak` in its own process, with the prediction of its rule (:func:`predict`, from the model's
+    parameter counts) beside it. (A smaller model does not show the lesson: below about 100 M parameters the
+    difference between 8 and 4 bits is inside the allocator's noise.)"""
+    from ..core import models
+
+    out_dir = Path(out_dir)
+    path = models.smollm2_dir()
+    counts = counts_for(path)
+    rows = []
+    for spec, rule in RUNS.items():
+        row = isolated(train_peak, cfg, str(path), examples, spec, out_dir / spec.replace(":", "_"))[0]
+        rows.append({**row, "rule": rule, "predicted_gb": predict(counts, rule, row["adapter_params"]) / GB})
+    return rows
+
+
+def check_order(rows: Sequence[dict], margin: float = 0.10) -> None:
+    """The memory lesson, checked: each run's peak at least ``margin`` below the run before it (``rows`` in
+    :data:`RUNS` order). One line naming the pair that broke it."""
+    for bigger, smaller in zip(rows, rows[1:]):
+        if not smaller["peak_gb"] <= (1 - margin) * bigger["peak_gb"]:
+            raise AssertionError(f"{smaller['run']} peaked at {smaller['peak_gb']:.3f} GB, not {margin:.0%} below "
+                                 f"{bigger['run']} ({bigger['peak_gb']:.3f} GB)")
 
 
 def counts_for(path) -> dict:
