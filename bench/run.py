@@ -234,6 +234,27 @@ def raft_vs_ppo(profile: str, every: int, root: str | None = None) -> dict:
     return result
 
 
+def keep_notebooks(profile: str, root: str, coverage_dir: str | None) -> dict:
+    """The executed notebooks of a `cpu` run kept for the book (``book/executed/cpu``, with the fingerprint of the
+    code each ran), their stderr line counts, and lablib's line coverage under the profile
+    (``bench/coverage_cpu.json``, what tests/test_labs.py holds `smoke` to)."""
+    from lablib import book, running
+    from lablib.course import coverage
+
+    out = {"stderr_lines": {}}
+    for lab in running.manifest():
+        executed = running.run_dir(lab, profile, root) / "notebook.ipynb"
+        if profile == book.KEPT_PROFILE:
+            out["stderr_lines"][lab.id] = book.keep(lab, executed)
+        else:
+            out["stderr_lines"][lab.id] = running.stderr_lines(executed)
+    if coverage_dir and Path(coverage_dir).exists():
+        keys = coverage.covered(coverage_dir)
+        coverage.save(keys, Path(__file__).parent / f"coverage_{profile}.json")
+        out["covered_lines"] = len(keys)
+    return out
+
+
 def science(rows: list, rl: dict | None) -> list:
     """Each stage's effect against the targets of the science issue, from the labs' own metrics (``lab_times``
     rows of one profile) and the RAFT-vs-PPO race: (stage, target, measured, met)."""
@@ -387,6 +408,9 @@ def main() -> None:
                     help="every lab and the RAFT-vs-PPO race under PROFILE, and each stage's effect against its target")
     ap.add_argument("--from-runs", metavar="DIR",
                     help="with --science: read the labs' metrics and times from this runs folder instead of rerunning")
+    ap.add_argument("--coverage", metavar="DIR",
+                    help="with --science: lablib's coverage data of the profile's run (LABLIB_COVERAGE=DIR lab run ...); "
+                         "without --from-runs the labs record it there themselves")
     ap.add_argument("--rl-every", type=int, default=2, help="PPO steps between evaluations (default 2)")
     ap.add_argument("--json", metavar="FILE", help="write the results here too")
     ap.add_argument("--markdown", metavar="FILE", help="and as a Markdown page (the book's benchmarks page)")
@@ -449,9 +473,15 @@ def main() -> None:
     profiles = args.labs.split(",") if args.labs else []
     if profiles:
         results["labs"] = []
+    if args.science and not args.from_runs:  # the science run records lablib's coverage (tests/test_labs.py)
+        args.coverage = args.coverage or tempfile.mkdtemp(prefix="bench-coverage-")
     for profile in profiles:
         print(f"\nlabs under the {profile} profile (papermill included):")
+        if profile == args.science and args.coverage:
+            Path(args.coverage).mkdir(parents=True, exist_ok=True)
+            os.environ["LABLIB_COVERAGE"] = args.coverage
         rows = lab_times(profile, labs_root.name)
+        os.environ.pop("LABLIB_COVERAGE", None)
         results["labs"] += rows
         print(f"  total             {sum(r['seconds'] for r in rows):7.1f} s")
         save()
@@ -468,8 +498,15 @@ def main() -> None:
                   f"RAFT {r['raft_s']} s{'' if r['improved'] else '  (neither improved on the SFT policy)'}")
         save()
     if args.science:
+        results["notebooks"] = kept = keep_notebooks(args.science, args.from_runs or labs_root.name, args.coverage)
+        print(f"\nstderr lines per executed {args.science} notebook (target 0): "
+              + ", ".join(f"{k} {v}" for k, v in kept["stderr_lines"].items())
+              + (f"; {kept['covered_lines']} lablib lines covered" if "covered_lines" in kept else ""))
         results["science_profile"] = args.science
         results["science"] = science([r for r in results["labs"] if r["profile"] == args.science], results["rl"])
+        noise = sum(kept["stderr_lines"].values())
+        results["science"].append({"stage": "notebooks", "target": "no stderr in any executed notebook",
+                                   "measured": f"{noise} lines", "met": noise == 0})
         print(f"\neach stage's effect ({args.science} profile):")
         for r in results["science"]:
             print(f"  {'ok ' if r['met'] else 'NO '} {r['stage']:<18} {r['measured']}   (target: {r['target']})")

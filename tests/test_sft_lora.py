@@ -159,13 +159,32 @@ def test_quantized_load_failure_is_one_line(tmp_path):
 def test_memory_rules_from_parameter_counts():
     counts = {"linear": 1000, "other": 200, "lora": 10}
     assert memory.predict(counts, "full fp32") == 16 * 1200
-    assert memory.predict(counts, "full mixed (2+8)") == 10 * 1200
+    assert memory.predict(counts, "full mixed") == 16 * 1200  # bf16 weights + grads, fp32 master + moments
     assert memory.predict(counts, "LoRA fp32") == 4 * 1200 + 160
-    assert memory.predict(counts, "QLoRA 8-bit") == 1000 + 400 + 160
+    assert memory.predict(counts, "QLoRA 8-bit") == 1000 + 4 * 200 + 160  # non-linear weights kept in fp32
     b7 = memory.llama_7b_counts()
     assert b7["linear"] + b7["other"] == 6_738_415_616  # Llama-2-7B's published size
     per_billion = memory.predict(b7, "QLoRA 8-bit", lora_params=40_000_000) / 6.738e9 / 1e9 * 1e9
     assert 1.0 < per_billion < 1.4
+
+
+def test_the_memory_check_is_the_lesson():
+    rows = [{"run": "full", "peak_gb": 2.0}, {"run": "LoRA", "peak_gb": 0.8}, {"run": "8-bit", "peak_gb": 0.6},
+            {"run": "4-bit", "peak_gb": 0.5}]
+    memory.check_order(rows)
+    rows[3]["peak_gb"] = 0.56  # 4-bit only 7 % below 8-bit
+    with pytest.raises(AssertionError, match=r"4-bit peaked at 0.560 GiB, not 10% below 8-bit \(0.600 GiB\)"):
+        memory.check_order(rows)
+
+
+def test_lab03_saves_the_best_held_out_adapter_of_each_kind():
+    rows = [{"run": "full SFT", "spec": "full", "val_loss": 0.1}, {"run": "a", "spec": "lora:4:attention", "val_loss": 2.0},
+            {"run": "b", "spec": "lora:16:all-linear", "val_loss": 1.0}, {"run": "c", "spec": "qlora4:16:all-linear",
+                                                                           "val_loss": 1.5},
+            {"run": "d", "spec": "qlora8:16:all-linear", "val_loss": 1.2}]
+    assert lora.best(rows, quantized=False)["run"] == "b" and lora.best(rows, quantized=True)["run"] == "d"
+    with pytest.raises(lora.LoRAError, match="no qlora4|qlora8"):
+        lora.best(rows[:3], quantized=True)
 
 
 def test_isolated_run_reports_its_own_peak():

@@ -1,6 +1,9 @@
 """The course website: a Jupyter Book (1.x, Sphinx) built offline from the executed labs.
 
-``lab book [profile=smoke]`` runs the labs (or reuses up-to-date runs), then stages a book folder:
+``lab book`` shows what a student sees: each numbers lab with the outputs of a `cpu` run kept in the repository
+(``book/executed/cpu``, made by ``bench/run.py --science cpu``), where its code still matches the lab's; any other
+chapter (the own track, a lab whose code changed since) runs under `smoke` and says so in a banner at its top.
+``lab book profile=P`` runs (or reuses) every lab under P instead. Then it stages a book folder:
 
 * the hand-written pages in ``book/`` (introduction, setup, instructors, distributed training), the
   benchmark figures (``bench/run.py --markdown``) and the bad-input table (``tests/test_bad_inputs.py``),
@@ -27,6 +30,65 @@ from ..core import domain
 from . import running
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+KEPT_PROFILE = "cpu"  # the profile whose executed notebooks the repository keeps for the book
+FALLBACK = "profile=smoke"
+
+
+def kept_dir() -> Path:
+    return book_src() / "executed" / KEPT_PROFILE
+
+
+def code_cells(nb) -> list:
+    """``(id, source)`` of a notebook's code cells, papermill's injected parameters left out: what outputs depend on."""
+    return [(c.get("id"), c.source) for c in nb.cells
+            if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+def code_fingerprint(nb) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(code_cells(nb)).encode()).hexdigest()[:16]
+
+
+def keep(lab: running.LabSpec, executed: Path) -> int:
+    """Store a lab's executed notebook as the book's kept output (:func:`kept_dir`), with the fingerprint of the
+    code it ran (``metadata.lablib.code``); returns how many lines its cells wrote to stderr."""
+    import nbformat
+
+    dst = kept_dir() / f"{lab.dirname}.ipynb"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    stage_notebook(executed, dst)
+    nb = nbformat.read(str(dst), as_version=4)
+    nb.metadata["lablib"] = {"profile": KEPT_PROFILE, "code": code_fingerprint(nb)}
+    nbformat.write(nb, str(dst))
+    return running.stderr_lines(executed)
+
+
+def kept_outputs(lab: running.LabSpec):
+    """The lab's current notebook with the outputs of its kept `cpu` run, or None where none is kept or the lab's
+    code changed since (the prose is always the lab's current prose)."""
+    import nbformat
+
+    path = kept_dir() / f"{lab.dirname}.ipynb"
+    if lab.track != "numbers" or not path.exists():
+        return None
+    kept = nbformat.read(str(path), as_version=4)
+    current = nbformat.read(str(lab.notebook_path), as_version=4)
+    if kept.metadata.get("lablib", {}).get("code") != code_fingerprint(current) or \
+            code_cells(kept) != code_cells(current):
+        return None
+    outputs = {c.get("id"): c for c in kept.cells if c.cell_type == "code"}
+    for cell in current.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = outputs[cell.get("id")].outputs, outputs[cell.get("id")].execution_count
+    return current
+
+
+def banner(profile: str, why: str) -> str:
+    return (f"```{{note}}\nThe outputs on this page come from the `{profile}` profile ({why}), not from the `cpu` "
+            "profile the text describes: numbers differ, and some runs are shorter. `make course` shows a "
+            "student's.\n```")
 
 
 def book_src() -> Path:
@@ -99,41 +161,63 @@ def tracks(overrides: Sequence[str]) -> dict:
     return {"numbers": plain, "own": own}
 
 
-def stage_notebook(src: Path, dst: Path) -> None:
-    """Copy an executed lab for the book: drop the injected parameters (machine paths) and widget outputs
-    (they would pull widget scripts from a CDN); the static outputs stay."""
+def stage_notebook(src, dst: Path, note: str = "") -> None:
+    """Copy an executed lab (a path, or a notebook already read) for the book: drop the injected parameters
+    (machine paths) and widget outputs (they would pull widget scripts from a CDN), and put ``note`` (a banner)
+    under its title; the static outputs stay."""
     import nbformat
 
-    nb = nbformat.read(str(src), as_version=4)
+    nb = nbformat.read(str(src), as_version=4) if isinstance(src, (str, Path)) else src
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if WIDGET_MIME not in o.get("data", {})]
     nb.metadata.pop("widgets", None)
+    if note:
+        nb.cells.insert(1, nbformat.v4.new_markdown_cell(note))
     nbformat.write(nb, str(dst))
 
 
-def build(overrides: Sequence[str] = ("profile=smoke",), root: str | Path | None = None,
+def chapters_of(overrides: Sequence[str], root, echo) -> list:
+    """``(lab, its executed notebook, banner)`` for every chapter: kept `cpu` outputs where current (with no
+    profile in ``overrides``), else a run (cached) under the overrides' profile or `smoke`."""
+    explicit = any(str(o).startswith("profile=") for o in overrides)
+    chapters = []
+    for track, track_overrides in tracks(overrides if explicit else [FALLBACK, *overrides]).items():
+        labs = running.manifest(track)
+        kept = {} if explicit else {lab.id: nb for lab in labs if (nb := kept_outputs(lab)) is not None}
+        if len(kept) < len(labs):
+            running.run([lab.id for lab in labs if lab.id not in kept], track_overrides, root, progress=False,
+                        echo=echo)
+        for lab in labs:
+            cfg = running.compose(lab, track_overrides, root)
+            if running.skipped(lab, cfg):  # an optional stage without its data has no chapter
+                continue
+            if lab.id in kept:
+                chapters.append((lab, kept[lab.id], ""))
+                continue
+            why = ("CI sizes: seconds per lab" if track != "numbers" or explicit
+                   else "CI sizes: the kept `cpu` outputs predate a change to this lab's code")
+            note = banner(cfg.profile, why) if cfg.profile != KEPT_PROFILE else ""
+            chapters.append((lab, running.folder(lab, cfg, root) / "notebook.ipynb", note))
+    return chapters
+
+
+def build(overrides: Sequence[str] = (), root: str | Path | None = None,
           out: str | Path | None = None, echo=print) -> Path:
-    """Run the labs (cached), stage the book and build it; returns the folder holding ``index.html``."""
+    """Stage the book from :func:`chapters_of` and build it; returns the folder holding ``index.html``."""
     exe, mathjax = jupyter_book(), mathjax_dir()  # fail before any work
     start = time.perf_counter()
-    chapters = []  # (lab, its executed notebook)
-    for track, track_overrides in tracks(overrides).items():
-        running.run([], track_overrides, root, progress=False, echo=echo)
-        for lab in running.manifest(track):
-            cfg = running.compose(lab, track_overrides, root)
-            if not running.skipped(lab, cfg):  # an optional stage without its data has no chapter
-                chapters.append((lab, running.folder(lab, cfg, root) / "notebook.ipynb"))
+    chapters = chapters_of(overrides, root, echo)
     out = Path(out) if out else book_src() / "_build"
     stage = out / "src"
     shutil.rmtree(stage, ignore_errors=True)
     shutil.copytree(book_src(), stage, ignore=shutil.ignore_patterns("_build"))
     (stage / "labs" / "own").mkdir(parents=True)
-    for lab, notebook in chapters:
-        stage_notebook(notebook, stage / f"{page(lab)}.ipynb")
-    (stage / "_toc.yml").write_text(toc([lab for lab, _ in chapters if lab.track == "numbers"],
-                                        [lab for lab, _ in chapters if lab.track != "numbers"]))
+    for lab, notebook, note in chapters:
+        stage_notebook(notebook, stage / f"{page(lab)}.ipynb", note)
+    (stage / "_toc.yml").write_text(toc([lab for lab, _, _ in chapters if lab.track == "numbers"],
+                                        [lab for lab, _, _ in chapters if lab.track != "numbers"]))
     (stage / "reference.md").write_text(reference_markdown())
     shutil.copytree(mathjax, stage / "_vendor" / "mathjax")
     html = out / "html"

@@ -7,7 +7,7 @@
     lab run [LAB ...] [overrides]     run labs (all by default) in dependency order with papermill; labs whose
                                       artifacts they need run first (--no-upstream: stop instead)
     lab goldens [LAB ...]             re-execute labs under `smoke` and store them as nbval goldens
-    lab book [overrides]              build the course website from executed labs (default profile=smoke)
+    lab book [overrides]              build the course website from executed labs (the kept cpu runs)
     lab release [LAB ...] [--out DIR] student notebooks: solutions stubbed, outputs cleared (default release/)
     lab grade LAB SUBMISSIONS [overrides] [--out DIR] [--workers N] [--timeout S] [--memory GB] [--disk GB]
               [--processes N] [--launcher L] [--no-sandbox]
@@ -96,9 +96,7 @@ def cmd_book(args) -> None:
     from . import book
 
     _, overrides = _split(args.items)
-    if not any(o.startswith("profile=") for o in overrides):
-        overrides = ["profile=smoke", *overrides]
-    book.build(overrides, args.runs)
+    book.build(overrides, args.runs)  # no profile: the kept `cpu` outputs, else `smoke` with a banner
 
 
 def cmd_release(args) -> None:

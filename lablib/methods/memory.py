@@ -189,8 +189,8 @@ def check_order(rows: Sequence[dict], margin: float = 0.10) -> None:
     :data:`RUNS` order). One line naming the pair that broke it."""
     for bigger, smaller in zip(rows, rows[1:]):
         if not smaller["peak_gb"] <= (1 - margin) * bigger["peak_gb"]:
-            raise AssertionError(f"{smaller['run']} peaked at {smaller['peak_gb']:.3f} GB, not {margin:.0%} below "
-                                 f"{bigger['run']} ({bigger['peak_gb']:.3f} GB)")
+            raise AssertionError(f"{smaller['run']} peaked at {smaller['peak_gb']:.3f} GiB, not {margin:.0%} below "
+                                 f"{bigger['run']} ({bigger['peak_gb']:.3f} GiB)")
 
 
 def counts_for(path) -> dict:
