@@ -37,6 +37,9 @@ def test_the_whole_course_runs_under_smoke_on_the_paths_cpu_takes(tmp_path):
             for o in cell.get("outputs", []):
                 assert not (o.output_type == "stream" and o.name == "stderr"), \
                     f"lab {lab.id}, cell {i} wrote to stderr:\n{o.text[:2000]}"
+    if not CPU_RECORD.exists():
+        import pytest
+        pytest.skip(f"no {CPU_RECORD.name} yet: `python bench/run.py --science cpu` records it")
     excused = yaml.safe_load(EXCUSED.read_text())
     missing = coverage.missing(coverage.load(CPU_RECORD), coverage.covered(data), excused)
     assert not missing, (f"{len(missing)} lines of lablib run under `cpu` but not under `smoke` (make smoke take "
