@@ -57,4 +57,4 @@ def test_a_summary_shows_and_sorts_by_the_labs_headline_metric(lab_id, worse, be
     batch.write_summary(rows, tmp_path, lab=lab)
     table = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert list(table[0])[5] == lab.headline[0] and table[0]["overrides"] == "train.lr=0.003"
-    assert running.ranked(rows, lab, key=lambda r: r["metrics"])[0] == lab.headline[0]
+    assert batch.ranked(rows, lab, key=lambda r: r["metrics"])[0] == lab.headline[0]

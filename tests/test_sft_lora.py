@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from lablib import config, data, domain, evaluation, files, generation, lora, memory, models, sft, tokenization
+from lablib.methods import workers
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +189,7 @@ def test_lab03_saves_the_best_held_out_adapter_of_each_kind():
 
 
 def test_isolated_run_reports_its_own_peak():
-    result, peak = memory.isolated(_allocate, 200, preload=())
+    result, peak = workers.isolated(_allocate, 200, preload=())
     assert result == 200 and peak > 150 * 2**20
 
 

@@ -28,6 +28,19 @@ from . import running
 LAUNCHERS = ("local", "submitit-local", "slurm")
 
 
+def ranked(rows: Sequence[dict], lab: running.LabSpec, metric: str | None = None, key=lambda r: r) -> tuple:
+    """``(metric, rows best first)``: ``metric`` or else the lab's first headline metric that the rows have
+    (``key(row)`` gives a row's metrics), sorted the way the lab's ``better`` says; rows without it come last.
+    The metric is None when no row has one."""
+    have = {k for r in rows for k, v in key(r).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    chosen = metric if metric in have else next((m for m in lab.headline if m in have), None)
+    if chosen is None:
+        return None, list(rows)
+    sign = 1 if lab.better == "lower" else -1
+    scored = [r for r in rows if isinstance(key(r).get(chosen), (int, float))]
+    return chosen, sorted(scored, key=lambda r: sign * key(r)[chosen]) + [r for r in rows if r not in scored]
+
+
 def expand(overrides: Sequence[str]) -> List[List[str]]:
     """The grid: every combination of the sweep overrides (``key=a,b``, ``key=range(0,3)``), each with the
     fixed overrides, in Hydra's order."""
@@ -149,7 +162,7 @@ def write_summary(rows: Sequence[dict], out: Path, metric: str | None = None,
     best first by ``metric`` or the lab's headline metric; the headline metrics are the first columns."""
     numeric = {k for r in rows for k, v in r["metrics"].items() if isinstance(v, (int, float))}
     if lab is not None:
-        metric, rows = running.ranked(rows, lab, metric, key=lambda r: r["metrics"])
+        metric, rows = ranked(rows, lab, metric, key=lambda r: r["metrics"])
     first = ([metric] if metric in numeric else []) + [m for m in (lab.headline if lab else []) if m in numeric]
     metric_keys = list(dict.fromkeys(first)) + sorted(numeric - set(first))
     cols = ["run", "overrides", "status", "message", "seconds", *metric_keys]

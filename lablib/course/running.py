@@ -143,19 +143,6 @@ def with_upstream(keys: Sequence[str], track: str = "numbers") -> List[str]:
     return [lab.id for lab in labs if lab.id in ids]
 
 
-def ranked(rows: Sequence[dict], lab: LabSpec, metric: Optional[str] = None, key=lambda r: r) -> tuple:
-    """``(metric, rows best first)``: ``metric`` or else the lab's first headline metric that the rows have
-    (``key(row)`` gives a row's metrics), sorted the way the lab's ``better`` says; rows without it come last.
-    The metric is None when no row has one."""
-    have = {k for r in rows for k, v in key(r).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    chosen = metric if metric in have else next((m for m in lab.headline if m in have), None)
-    if chosen is None:
-        return None, list(rows)
-    sign = 1 if lab.better == "lower" else -1
-    scored = [r for r in rows if isinstance(key(r).get(chosen), (int, float))]
-    return chosen, sorted(scored, key=lambda r: sign * key(r)[chosen]) + [r for r in rows if r not in scored]
-
-
 # --------------------------------------------------------------------------------------------
 # Run folders
 # --------------------------------------------------------------------------------------------

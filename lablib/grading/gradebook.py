@@ -138,10 +138,10 @@ def _entries(jobs: List[tuple], launcher: str, workers: int, out: Path, timeout_
 def headline(lab, rows: List[dict]) -> tuple:
     """``(column, value of a row, rows in order)``: the lab's headline metric as the grader computed it, rows
     best first; for a lab whose metrics are self-reported, that metric marked so, and rows by student."""
-    from ..course import running
+    from ..course import batch
 
     if lab.key in scores.SCORED:
-        metric, ordered = running.ranked(rows, lab, key=lambda r: json.loads(r.get("metrics") or "{}"))
+        metric, ordered = batch.ranked(rows, lab, key=lambda r: json.loads(r.get("metrics") or "{}"))
         return metric, (lambda r: json.loads(r.get("metrics") or "{}").get(metric)), ordered
     metric = lab.headline[0] if lab.headline else None
     return (f"{metric} (self-reported)" if metric else None,

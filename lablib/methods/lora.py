@@ -194,7 +194,7 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
              spec: str = "full", max_steps: int | None = None, score: bool = True) -> dict:
     """One run of ``lora.grid`` from start to finish -- load the base (quantized for QLoRA), add the adapter,
     SFT with TRL, score the held-out examples -- returning its numbers. LoRA adapters are saved to
-    ``out_dir/adapter``. Module-level and self-contained, so :func:`lablib.memory.isolated` can run it in a
+    ``out_dir/adapter``. Module-level and self-contained, so :func:`lablib.methods.workers.isolated` can run it in a
     fresh process."""
     from transformers import set_seed
 
@@ -229,13 +229,13 @@ def run_grid(cfg, base_path, train_examples: Sequence, eval_examples: Sequence, 
     """Lab 03's comparison: every run of ``lora.grid`` on the same data and steps, each in a fresh process where
     ``lora.isolate`` (its peak memory is then its own, ``peak_mb``), one line each through ``echo``. A domain with
     a gold checker adds the share of right answers."""
-    from . import memory
+    from . import workers
 
     rows = []
     for spec in cfg.lora.grid:
         out = Path(out_dir) / spec.replace(":", "_")
         if cfg.lora.isolate:
-            row, peak = memory.isolated(finetune, cfg, base_path, train_examples, eval_examples, out, spec)
+            row, peak = workers.isolated(finetune, cfg, base_path, train_examples, eval_examples, out, spec)
         else:
             row, peak = finetune(cfg, base_path, train_examples, eval_examples, out, spec), None
         rows.append({**row, "peak_mb": peak / 2**20 if peak else None})
