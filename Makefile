@@ -44,7 +44,7 @@ goldens: setup           ## re-execute the labs under `smoke` and store them as 
 bench: setup             ## print the speed figures (training-loop overhead vs bare PyTorch, lab wall times)
 	$(BIN)/python bench/run.py
 
-book: setup book-setup  ## the course website, built offline from the smoke runs, in book/_build/html
+book: setup book-setup  ## the course website (kept cpu outputs; smoke runs where none), in book/_build/html
 	$(BIN)/lab book
 
 open: setup              ## the labs in JupyterLab, with the kernel that has lablib

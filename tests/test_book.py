@@ -1,4 +1,5 @@
-"""The course website: built offline from the smoke runs, served on 127.0.0.1, checked in headless Chromium."""
+"""The course website: built offline as `make book` builds it (the numbers labs from the kept `cpu` notebooks, the
+own track from smoke runs under a banner), served on 127.0.0.1, checked in headless Chromium."""
 import functools
 import http.server
 import os
@@ -40,7 +41,7 @@ def site(runs_root, tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail(f"the book test cannot run in CI: {reason}")
         pytest.skip(reason)
-    html = book.build(["profile=smoke"], runs_root, tmp_path_factory.mktemp("book"), echo=lambda *_: None)
+    html = book.build([], runs_root, tmp_path_factory.mktemp("book"), echo=lambda *_: None)
     handler = functools.partial(_QuietHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -123,6 +124,23 @@ def test_math_renders_with_the_vendored_mathjax(site, browser):
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(ARTIFACTS / "book-home.png"))
     page.close()
+
+
+def test_every_numbers_lab_shows_a_current_cpu_run():
+    stale = [lab.id for lab in running.manifest() if book.kept_outputs(lab) is None]
+    assert not stale, (f"labs {stale} have no kept `cpu` notebook matching their code in {book.kept_dir()}: "
+                       "run `python bench/run.py --science cpu` after changing a lab's code")
+
+
+def test_chapters_say_which_profile_their_outputs_come_from(site):
+    html, _ = site
+    note = "The outputs on this page come from the"  # the banner (its profile name is markup in the HTML)
+    for lab in running.all_labs():
+        text = (html / f"{book.page(lab)}.html").read_text()
+        if lab.track == "numbers":
+            assert note not in text, f"{lab.id}: the kept cpu outputs carry a smoke banner"
+        else:
+            assert note in text, f"{lab.id}: a smoke chapter without its banner"
 
 
 def test_reference_page_documents_lablib(site):
