@@ -9,6 +9,9 @@ from lablib import data, generation, overoptimisation, rl_setting
 def test_kl_bound():
     assert overoptimisation.kl_bound(1) == 0.0
     assert overoptimisation.kl_bound(64) == pytest.approx(math.log(64) - 63 / 64)
+    for n in (1, 2, 7.5, 64, 1000):  # the inverse, exact where exp(kl + 1) is not
+        assert overoptimisation.n_for_kl(overoptimisation.kl_bound(n)) == pytest.approx(n)
+    assert overoptimisation.n_for_kl(overoptimisation.kl_bound(4)) != pytest.approx(math.exp(overoptimisation.kl_bound(4) + 1), rel=0.1)
 
 
 def test_best_of_n_keeps_the_proxys_favourite(monkeypatch):

@@ -19,6 +19,20 @@ def kl_bound(n: int) -> float:
     return math.log(n) - (n - 1) / n
 
 
+def n_for_kl(kl: float) -> float:
+    """The inverse of :func:`kl_bound`: the (real) n whose best-of-n bound is ``kl`` nats, found by bisection
+    (the bound rises monotonically in n; for large n it is close to ``exp(kl + 1)``)."""
+    if kl <= 0:
+        return 1.0
+    lo, hi = 1.0, 2.0
+    while kl_bound(hi) < kl:
+        lo, hi = hi, 2 * hi
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if kl_bound(mid) < kl else (lo, mid)
+    return (lo + hi) / 2
+
+
 @torch.no_grad()
 def best_of_n(policy, tokenizer, examples: Sequence, proxy: Callable, gold: Callable, max_n: int,
               temperature: float, max_new_tokens: int, seed: int, fmt: str = "chatml") -> List[dict]:
