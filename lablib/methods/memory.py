@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from .workers import _release_freed, _reset_peak, _status, isolated
+from .workers import isolated, release_freed, reset_peak, rss_field
 
 GB = 1024 ** 3
 
@@ -103,16 +103,16 @@ def train_peak(cfg, base_path, examples: Sequence, spec: str, out_dir) -> dict:
     set_seed(cfg.seed)
     if lora.parse_run(spec)["bits"]:
         import bitsandbytes  # noqa: F401
-    _release_freed()
-    baseline = _status("VmRSS")
+    release_freed()
+    baseline = rss_field("VmRSS")
     model, tokenizer, run = lora.prepare(cfg, base_path, spec)
     trainer = sft.make_trainer(model, tokenizer, examples, examples[:1], cfg, out_dir)
-    _release_freed()
-    weights = _status("VmRSS")
-    _reset_peak()
+    release_freed()
+    weights = rss_field("VmRSS")
+    reset_peak()
     sft.fit(trainer, resume=False)
     return {"run": run["name"], "spec": spec, "baseline_gb": baseline / GB, "weights_gb": (weights - baseline) / GB,
-            "peak_gb": (_status("VmHWM") - baseline) / GB, "adapter_params": param_groups(model)["lora"]}
+            "peak_gb": (rss_field("VmHWM") - baseline) / GB, "adapter_params": param_groups(model)["lora"]}
 
 
 def lesson(cfg, examples: Sequence, out_dir) -> list:

@@ -6,14 +6,14 @@ import multiprocessing as mp
 from pathlib import Path
 
 
-def _status(field: str) -> int:
+def rss_field(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _release_freed() -> None:
+def release_freed() -> None:
     """Hand memory that was freed but kept by the C allocator back to the system (glibc ``malloc_trim``), so that
     resident memory counts live data: a quantized load frees its full-width copy, which would otherwise stay
     resident and be reused by training, hiding part of training's own peak."""
@@ -25,7 +25,7 @@ def _release_freed() -> None:
         pass
 
 
-def _reset_peak() -> None:
+def reset_peak() -> None:
     try:
         Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the current size
     except OSError:
@@ -33,15 +33,15 @@ def _reset_peak() -> None:
 
 
 def _measured_call(fn, args, kwargs):
-    _reset_peak()
-    start = _status("VmRSS")
+    reset_peak()
+    start = rss_field("VmRSS")
     try:
         result = fn(*args, **kwargs)
     finally:
         from .. import save_coverage
 
         save_coverage()  # a pool worker ends with os._exit: its coverage (if recorded) is saved here
-    return result, _status("VmHWM") - start
+    return result, rss_field("VmHWM") - start
 
 
 # What the fork server imports once, so that each worker starts in a fraction of a second with the training stack
