@@ -75,9 +75,8 @@ def test_a_leaderboard_row_measures_what_it_says(tiny, tmp_path):
     tasks = data.make_tasks(6, seed=1)
     prompts = leaderboard.chat_prompts(tasks, tok)
     texts = data.make_corpus(3, seed=9)
-    cfg = OmegaConf.structured(schema.LeaderboardConf(max_new_tokens=4, batch_size=4))
     row = leaderboard.score(leaderboard.Checkpoint("sft", str(folder)), tasks, prompts, texts,
-                            {"rm": lambda ex, rs: [len(r) for r in rs]}, cfg)
+                            {"rm": lambda ex, rs: [len(r) for r in rs]}, max_new_tokens=4, batch_size=4)
     nll = [plain_loop_nll(model, tok, p, e.output) for p, e in zip(prompts, tasks)]
     assert row["nll"] == pytest.approx(sum(nll) / len(nll), rel=1e-4)
     assert row["text_nll"] == pytest.approx(sum(plain_loop_nll(model, tok, "\n", t) for t in texts) / 3, rel=1e-4)

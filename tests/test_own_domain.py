@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lablib import config, data, domain, models, running, sft
+from lablib import config, data, domain, evaluation, models, running, sft
 
 
 def own(tmp_path, **files):
@@ -58,8 +58,58 @@ def test_pairs_are_split_by_prompt_between_the_rm_the_judge_and_held_out(tmp_pat
 
 
 def test_the_judges_win_rate_counts_the_same_answer_as_a_tie():
-    win = domain.win_rate([1.0, 0.0, 2.0, 0.5], [0.0, 1.0, 2.0, 0.4], ["a", "b", "c", "same"], ["x", "y", "z", "same"])
+    win = evaluation.win_rate([1.0, 0.0, 2.0, 0.5], [0.0, 1.0, 2.0, 0.4], ["a", "b", "c", "same"],
+                              ["x", "y", "z", "same"])
     assert (win["wins"], win["ties"], win["losses"]) == (1, 2, 1) and win["rate"] == 0.5
+    assert evaluation.inside_noise(win) and "length_controlled" not in win
+
+
+@pytest.mark.parametrize("k, n, low, high", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0),
+                                             (45, 60, 0.6277, 0.8422)])
+def test_the_wilson_interval_matches_the_textbook_values(k, n, low, high):
+    got = evaluation.wilson(k / n, n)  # Brown, Cai & DasGupta (2001); e.g. 0 of 10: [0, 0.2775]
+    assert got == pytest.approx((low, high), abs=1e-4)
+
+
+def test_a_win_that_is_only_length_is_not_a_win_at_equal_length():
+    # every longer answer wins, every shorter one loses: the judge likes length, nothing else
+    gaps = [g for g in range(-10, 11) if g]
+    wins = [float(g > 0) for g in gaps]
+    lengths = [20 + g for g in gaps]
+    win = evaluation.win_rate(wins, [0.5] * len(gaps), lengths=lengths, baseline_lengths=[20] * len(gaps))
+    assert win["rate"] == 0.5 and win["length_controlled"] == pytest.approx(0.5, abs=1e-6)
+    # longer by 3 tokens on average, winning 3 of 4 whatever the length: at equal length still about 3/4
+    gaps = [(-2, 0, 3, 6, 9)[i % 5] for i in range(60)]
+    win = evaluation.win_rate([1, 1, 1, 0] * 15, [0.5] * 60, lengths=[20 + g for g in gaps], baseline_lengths=[20] * 60)
+    assert win["length_gap"] == pytest.approx(3.2) and win["rate"] == 0.75
+    assert 0.65 < win["length_controlled"] < 0.85 and not evaluation.inside_noise(win)
+    win = evaluation.win_rate([1.0] * 10, [0.0] * 10, lengths=[5] * 10, baseline_lengths=[4] * 10)
+    assert win["length_controlled"] > 0.95  # every one won: finite, near 1
+
+
+def test_the_held_out_prompts_are_drawn_and_their_paraphrases_kept_out_of_training(tmp_path):
+    topics = [(f"alpha{i}", f"beta{i}", f"gamma{i}") for i in range(40)]  # three words of each prompt its own
+    rows = [{"instruction": f"Tell me about {a} {b} {c}?", "input": "", "output": "Weekly."} for a, b, c in topics]
+    rows += [{"instruction": f"{c}, {b} and {a}: tell me about", "input": "", "output": "Weekly."}
+             for a, b, c in topics]  # the same words, another way: a near-duplicate of row i
+    path = tmp_path / "i.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = config.load("own02", ["profile=smoke", "domain=own", f"domain.instructions={path}"])
+    split = domain.instructions(cfg)
+    held = {data.words(data.user_turn(e)) for e in split.val}
+    assert len(split.val) == 6 and split.near_duplicates == 6  # each held-out prompt's twin left training
+    assert any(e.instruction.startswith("Tell") for e in split.val)  # drawn from the whole file, not its tail
+    assert not any(data.jaccard(data.words(data.user_turn(e)), h) >= 0.8 for e in split.train for h in held)
+    assert len(split.train) == 80 - 6 - 6
+    again = config.load("own02", ["profile=smoke", "domain=own", f"domain.instructions={path}", "domain.split_seed=1"])
+    assert {e.instruction for e in domain.instructions(again).val} != {e.instruction for e in split.val}
+
+
+def test_the_near_duplicate_measure_is_word_set_jaccard():
+    a, b = data.words("Water the fern, weekly!"), data.words("weekly water THE fern")
+    assert a == b and data.jaccard(a, b) == 1.0
+    assert data.jaccard(data.words("water the fern"), data.words("water the cactus")) == 0.5
+    assert data.near_duplicates(["water the fern", "feed the cat"], ["Water the fern?"], str, 0.8) == [0]
 
 
 def test_long_answers_are_truncated_and_prompts_that_fill_the_length_dropped_and_counted():
@@ -97,7 +147,11 @@ def test_a_users_long_answers_run_through_lab_02_and_are_counted(tmp_path):
     f = tmp_path / "alpaca.json"
     f.write_text(json.dumps(records + records[:2]))
     said = []
-    out = running.run(["07"], ["profile=smoke", "domain=own", f"domain.instructions={f}", "sft.max_length=64"],
+    with pytest.raises(running.RunError, match="every training prompt is a near-duplicate.*domain.near_duplicate=0.8"):
+        running.run(["02"], ["profile=smoke", "domain=own", f"domain.instructions={f}"], tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("notebook.ipynb"))
+    out = running.run(["07"], ["profile=smoke", "domain=own", f"domain.instructions={f}", "sft.max_length=64",
+                               "domain.near_duplicate=0.95"],  # "step 3" and "step 4": one word apart, 0.8 alike
                       tmp_path / "runs", progress=False, echo=said.append)
     assert [(r["lab"], r["status"]) for r in out] == [("01", "ran"), ("02", "ran"), ("03", "ran"), ("07", "ran")]
     assert sum("runs first: lab 07 needs" in s for s in said) == 3

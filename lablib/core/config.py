@@ -61,6 +61,8 @@ RENAMED = {
                     "every lab reads)",
     "data.max_val": "data.val_docs (lab 01's held-out documents) or domain.split.<profile>.held_out (every lab's "
                     "held-out tasks, prompts and pairs)",
+    "leaderboard.max_new_tokens": "domain.split.<profile>.answer_tokens (one answer length for every held-out "
+                                  "evaluation: labs 05-07 and the leaderboard)",
     "track": "domain=... (the track follows from the domain: numbers runs labs/, own and example run labs/own/)",
     "reward.min_accuracy_gain": "reward.min_accuracy (an absolute floor on the held-out accuracy of hand-made "
                                 "flaws: an untrained head is not at chance when it happens to favour short answers)",
@@ -128,7 +130,8 @@ def _check_domain(cfg: DictConfig) -> None:
     need(0.0 < cfg.domain.judge_share < 1.0, "domain.judge_share", "must be between 0 and 1")
     need(cfg.profile in cfg.domain.split, "domain.split",
          f"has no entry for profile {cfg.profile!r} (conf/domain/{cfg.domain.name}.yaml)")
-    need(cfg.domain.split[cfg.profile].held_out >= 1, f"domain.split.{cfg.profile}.held_out", "must be >= 1")
+    for key in ("held_out", "answer_tokens"):
+        need(cfg.domain.split[cfg.profile][key] >= 1, f"domain.split.{cfg.profile}.{key}", "must be >= 1")
     if cfg.domain.name == "numbers":
         if cfg.data.source == "records":
             key = "domain.pairs" if cfg.data.format == "preference" else "domain.instructions"
@@ -230,7 +233,7 @@ def _check(cfg: DictConfig) -> None:
     for key in ("dpo.steps", "dpo.batch_size"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
     need(cfg.dpo.beta > 0, "dpo.beta", "must be > 0")
-    for key in ("leaderboard.max_new_tokens", "leaderboard.text_docs", "leaderboard.batch_size"):
+    for key in ("leaderboard.text_docs", "leaderboard.batch_size"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
     need(len(cfg.leaderboard.checkpoints) >= 1, "leaderboard.checkpoints", "needs at least one checkpoint")
     need(cfg.ppo.batch_size % cfg.grpo.generations == 0, "grpo.generations",

@@ -23,6 +23,7 @@ examples and pairs of a user's files (``lablib.files``) are the same types, :cla
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
@@ -233,6 +234,32 @@ def split(items: Sequence, val_fraction: float, max_val: int | None = None) -> T
     if max_val:
         n_val = min(n_val, max_val)
     return list(items[:-n_val]), list(items[-n_val:])
+
+
+def shuffled_split(items: Sequence, val_fraction: float, max_val: int | None, seed) -> Tuple[list, list]:
+    """:func:`split` after a seeded shuffle: the held-out rows are drawn from the whole file, not its tail (a
+    file sorted by topic would otherwise hold out one topic). Each side keeps the file's order."""
+    order = list(range(len(items)))
+    random.Random(f"held-out-{seed}").shuffle(order)
+    train, val = split(order, val_fraction, max_val)
+    return [items[i] for i in sorted(train)], [items[i] for i in sorted(val)]
+
+
+def words(text: str) -> frozenset:
+    """The lower-cased word set of ``text`` (punctuation stripped): what :func:`jaccard` compares."""
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def jaccard(a: frozenset, b: frozenset) -> float:
+    """Word-set Jaccard similarity: shared words over all words (1.0: the same words, in any order)."""
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def near_duplicates(train: Sequence, held: Sequence, key: Callable, threshold: float) -> List[int]:
+    """Indices of ``train`` whose ``key`` text has word-set Jaccard >= ``threshold`` with some held-out item's: a
+    paraphrase of a held-out prompt that training would otherwise see."""
+    held_sets = [words(key(h)) for h in held]
+    return [i for i, t in enumerate(train) if any(jaccard(words(key(t)), h) >= threshold for h in held_sets)]
 
 
 def chatty(answer: str, rng: random.Random) -> str:

@@ -14,8 +14,10 @@ Two domains implement one interface (:class:`Domain`), and the labs call the sam
   prompt, between the RM and a **judge**: a second RM trained on pairs no optimiser ever sees, which scores the
   win rate of each method against the SFT model.
 
-A domain owns its split: ``domain.split.<profile>`` (``conf/domain/*.yaml``) says how many tasks there are and
-how many of them, the tail, are held out -- once per domain and profile, read by every lab. The track (which
+A domain owns its split: ``domain.split.<profile>`` (``conf/domain/*.yaml``) says how many tasks there are, how
+many of them are held out (the numbers domain: the tail of the generated list; your files: rows drawn with
+``domain.split_seed``, and training rows that are near-duplicates of a held-out prompt dropped) and how long
+every evaluation answer may be (``answer_tokens``) -- once per domain and profile, read by every lab. The track (which
 notebooks run) follows from the domain alone. Every file is checked row by row before any training: a bad row
 fails with its ``file:line``; repeated prompts are dropped and counted.
 """
@@ -35,6 +37,7 @@ class Split:
     train: list
     val: list
     duplicates: int = 0
+    near_duplicates: int = 0  # training rows dropped as near-duplicates of a held-out prompt
 
 
 @dataclass
@@ -45,6 +48,13 @@ class PairSplit:
     judge: list
     val: list
     duplicates: int = 0
+    near_duplicates: int = 0  # prompts moved from the RM's side (DPO trains on it) to the judge's: near a held-out one
+
+
+def answer_tokens(cfg) -> int:
+    """How many new tokens every held-out evaluation answer may have (``domain.split.<profile>.answer_tokens``):
+    labs 05-07 and the leaderboard all generate greedily to this length."""
+    return sizes(cfg).answer_tokens
 
 
 def held_out(cfg) -> int:
@@ -176,22 +186,32 @@ class Files(Domain):
         return h.hexdigest()[:16]
 
     def corpus(self, cfg):
-        """(train, validation) documents of ``domain.corpus``, repeats dropped; ``None`` without a corpus."""
+        """(train, validation) documents of ``domain.corpus``, repeats dropped, the held-out ones drawn with
+        ``domain.split_seed``; ``None`` without a corpus."""
         if not cfg.domain.corpus:
             return None
         docs, _ = files.dedupe(files.load_texts(config.local_path(cfg.domain.corpus)))
-        return data.split(docs, cfg.data.val_fraction, held_out(cfg))
+        return data.shuffled_split(docs, cfg.data.val_fraction, held_out(cfg), cfg.domain.split_seed)
 
     def instructions(self, cfg) -> Split:
-        """A repeated prompt (instruction and input) keeps its first record, so no held-out prompt is trained on."""
+        """A repeated prompt (instruction and input) keeps its first record; the held-out prompts are drawn with
+        ``domain.split_seed``, and a training prompt that is a near-duplicate of one (``domain.near_duplicate``) is
+        dropped and counted: no held-out prompt, nor a paraphrase of it, is trained on."""
         records = files.load_records(config.local_path(cfg.domain.instructions), cfg.domain.format)
         examples, dropped = files.dedupe(files.to_examples(records, cfg.domain.format), key=data.user_turn)
-        train, val = data.split(examples, cfg.data.val_fraction, held_out(cfg))
-        return Split(train, val, dropped)
+        train, val = data.shuffled_split(examples, cfg.data.val_fraction, held_out(cfg), cfg.domain.split_seed)
+        near = set(data.near_duplicates(train, val, data.user_turn, cfg.domain.near_duplicate))
+        if len(near) == len(train):
+            raise data.DataError(f"{cfg.domain.instructions}: every training prompt is a near-duplicate of a held-out "
+                                 f"one (word-set Jaccard >= domain.near_duplicate={cfg.domain.near_duplicate}); "
+                                 "prompts that differ in one word are alike: raise it, e.g. domain.near_duplicate=0.95")
+        return Split([e for i, e in enumerate(train) if i not in near], val, dropped, len(near))
 
     def pairs(self, cfg) -> Optional[PairSplit]:
-        """``domain.pairs`` split by prompt: the held-out tail, then the rest drawn (seeded) between the RM and
-        the judge (a share ``domain.judge_share``)."""
+        """``domain.pairs`` split by prompt: held-out prompts drawn with ``domain.split_seed``, then the rest drawn
+        (seeded) between the RM and the judge (a share ``domain.judge_share``). The RM's pairs are what DPO trains
+        the policy on, so a pair whose prompt is a near-duplicate of a held-out instruction or pair prompt goes to
+        the judge instead (its pairs train no policy)."""
         if not cfg.domain.pairs:
             return None
         rows, dropped = files.dedupe(files.pair_records(config.local_path(cfg.domain.pairs)),
@@ -200,15 +220,19 @@ class Files(Domain):
         if len(prompts) < 3:
             raise data.DataError(f"{cfg.domain.pairs}: {len(prompts)} distinct prompts; the RM, the judge and the "
                                  "held-out pairs need at least 3")
-        rest, held = data.split(prompts, cfg.data.val_fraction, held_out(cfg))
+        rest, held = data.shuffled_split(prompts, cfg.data.val_fraction, held_out(cfg), cfg.domain.split_seed)
         rng = random.Random(f"judge-{cfg.seed}")
         judged = {p for p in rest if rng.random() < cfg.domain.judge_share}
         if not judged or judged == set(rest):  # both sides need pairs
             judged = set(rest[: max(1, len(rest) // 2)])
+        guarded = held + [data.user_turn(e) for e in self.instructions(cfg).val]
+        near = {rest[i] for i in data.near_duplicates(rest, guarded, str, cfg.domain.near_duplicate)}
+        if set(rest) - judged - near:
+            judged |= near
         held = set(held)
         return PairSplit([p for p in rows if p.example.instruction not in judged | held],
                          [p for p in rows if p.example.instruction in judged],
-                         [p for p in rows if p.example.instruction in held], dropped)
+                         [p for p in rows if p.example.instruction in held], dropped, len(near))
 
     def rank_key(self, row) -> tuple:
         """The judge's win rate against SFT where there is a judge, then bits per byte of the references."""
@@ -257,18 +281,6 @@ def key(cfg) -> str:
 
 def fingerprint(cfg) -> str:
     return of(cfg).fingerprint(cfg)
-
-
-def win_rate(scores: Sequence[float], baseline: Sequence[float], responses: Sequence[str] = (),
-             baseline_responses: Sequence[str] = ()) -> dict:
-    """How often a response scores above the baseline's response to the same prompt: wins, ties (the same
-    text, or the same score) and losses, and the rate ``(wins + ties / 2) / n``."""
-    same = [a == b for a, b in zip(responses, baseline_responses)] or [False] * len(scores)
-    wins = sum(not s and a > b for a, b, s in zip(scores, baseline, same, strict=True))
-    ties = sum(s or a == b for a, b, s in zip(scores, baseline, same, strict=True))
-    n = len(scores)
-    return {"wins": wins, "ties": ties, "losses": n - wins - ties, "n": n,
-            "rate": (wins + ties / 2) / n if n else float("nan")}
 
 
 def reference_scores(model, tokenizer, examples: Sequence, fmt: str, max_new_tokens: int) -> dict:

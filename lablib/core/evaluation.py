@@ -1,10 +1,12 @@
 """Evaluation: language-model loss and perplexity and the unigram baseline they must beat; NLL benchmarks that
-compare models with different tokenizers; generation speed, task scores and diversity. (Generating the text
-that is scored is ``lablib.generation``'s job.)"""
+compare models with different tokenizers; generation speed, task scores and diversity; win rates with their
+intervals and at equal length. (Generating the text that is scored is ``lablib.generation``'s job.)"""
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from typing import Sequence
 
 import torch
 
@@ -128,3 +130,69 @@ def distinct_n(texts, n: int = 2) -> float:
     """Distinct-n (Li et al., 2016): unique word n-grams over all word n-grams of ``texts`` (0 when none)."""
     grams = [tuple(words[i:i + n]) for t in texts for words in [t.split()] for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def wilson(rate: float, n: int, z: float = 1.96) -> tuple:
+    """The Wilson score interval (95 % for ``z`` = 1.96) of a proportion ``rate`` observed on ``n`` trials: unlike
+    rate +/- z*se it stays inside [0, 1] and is not degenerate at 0 or 1 (Wilson 1927; Brown, Cai & DasGupta 2001)."""
+    if n == 0:
+        return (0.0, 1.0)
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def length_controlled(outcomes: Sequence[float], length_gaps: Sequence[float], ridge: float = 0.1) -> float:
+    """The win rate at equal length: a logistic regression of each comparison's outcome (1 win, 1/2 tie, 0 loss)
+    on the length difference (in units of its spread), read at a difference of 0 -- the idea of AlpacaEval's
+    length-controlled win rate (Dubois et al. 2024) with length as the one covariate. A ridge penalty on the slope
+    (and a tiny one on the intercept, which keeps it finite when every comparison is won) makes length explain only
+    what the data show it explains; where every answer is longer by about the same amount, reading at 0 is an
+    extrapolation, and the value says little."""
+    spread = statistics.pstdev(length_gaps) or 1.0
+    xs = [g / spread for g in length_gaps]
+    a = b = 0.0
+    for _ in range(50):  # Newton's method on the penalised log-likelihood (concave: converges)
+        p = [1 / (1 + math.exp(-(a + b * x))) for x in xs]
+        ga = sum(y - q for y, q in zip(outcomes, p)) - 1e-3 * a
+        gb = sum((y - q) * x for y, q, x in zip(outcomes, p, xs)) - ridge * b
+        w = [q * (1 - q) for q in p]
+        haa, hab = sum(w) + 1e-3, sum(wi * x for wi, x in zip(w, xs))
+        hbb = sum(wi * x * x for wi, x in zip(w, xs)) + ridge
+        det = haa * hbb - hab * hab
+        a, b = a + (hbb * ga - hab * gb) / det, b + (haa * gb - hab * ga) / det
+    return 1 / (1 + math.exp(-a))
+
+
+def win_rate(scores: Sequence[float], baseline: Sequence[float], responses: Sequence[str] = (),
+             baseline_responses: Sequence[str] = (), lengths: Sequence[float] = (),
+             baseline_lengths: Sequence[float] = ()) -> dict:
+    """How often a response scores above the baseline's response to the same prompt: wins, ties (the same text,
+    or the same score) and losses; the rate ``(wins + ties / 2) / n`` with its 95 % Wilson interval; with the
+    responses' ``lengths`` (tokens), the mean length difference and the :func:`length_controlled` rate."""
+    same = [a == b for a, b in zip(responses, baseline_responses)] or [False] * len(scores)
+    outcome = [0.5 if s or a == b else float(a > b) for a, b, s in zip(scores, baseline, same, strict=True)]
+    wins, ties, n = outcome.count(1.0), outcome.count(0.5), len(outcome)
+    rate = (wins + ties / 2) / n if n else float("nan")
+    out = {"wins": wins, "ties": ties, "losses": n - wins - ties, "n": n, "rate": rate,
+           "interval": wilson(rate, n) if n else (0.0, 1.0)}
+    if lengths:
+        gaps = [a - b for a, b in zip(lengths, baseline_lengths, strict=True)]
+        out.update(length_gap=sum(gaps) / n, length_controlled=length_controlled(outcome, gaps))
+    return out
+
+
+def inside_noise(win: dict) -> bool:
+    """Whether a win rate's 95 % interval holds 50 %: no difference from the baseline that this many prompts show."""
+    low, high = win["interval"]
+    return low <= 0.5 <= high
+
+
+def describe_win(win: dict) -> str:
+    """A win rate as one line: the rate, its interval, W/T/L, and the length-controlled rate where measured."""
+    low, high = win["interval"]
+    text = (f"{win['rate']:.0%} [{low:.0%}, {high:.0%}] (W/T/L {win['wins']}/{win['ties']}/{win['losses']} of "
+            f"{win['n']})")
+    if "length_controlled" in win:
+        text += f", at equal length {win['length_controlled']:.0%} (length {win['length_gap']:+.1f} tokens)"
+    return text + (", inside the noise" if inside_noise(win) else "")

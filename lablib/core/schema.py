@@ -45,7 +45,11 @@ class DataConf:
 class SplitConf:
     """One profile's split of a domain (``domain.split.<profile>``), which every lab of that profile reads."""
     tasks: int = 0  # the numbers domain: how many tasks are generated (own files: the file's rows)
-    held_out: int = 0  # at most this many held-out tasks, prompts or pairs: the tail of the list
+    held_out: int = 0  # at most this many held-out tasks, prompts or pairs
+    # Every evaluation answer (the held-out answers that win rates, RL tables and the leaderboard score) is greedy
+    # and at most this many new tokens: one length for every method, so no gain is a change of where answers stop.
+    # Training rollouts keep their own lengths (ppo.max_new_tokens, raft.max_new_tokens).
+    answer_tokens: int = 24
 
 
 @dataclass
@@ -60,6 +64,8 @@ class DomainConf:
     format: str = "alpaca"  # of the instructions: alpaca | prompt_completion | messages
     pairs: Optional[str] = None  # labs 04-06: preference pairs (prompt, chosen, rejected); null: those labs are skipped
     judge_share: float = 0.5  # share of the training pairs kept apart to train the judge that no optimiser sees
+    split_seed: int = 0  # your files: the held-out rows are drawn with this seed (the numbers domain: cfg.seed)
+    near_duplicate: float = 0.8  # your files: a training prompt this close to a held-out one (word-set Jaccard) is dropped
     split: Dict[str, SplitConf] = field(default_factory=dict)  # per profile: the one held-out split of the domain
 
 
@@ -227,7 +233,6 @@ class LeaderboardConf:
     checkpoints: List[str] = field(default_factory=lambda: ["smollm2", "pretrained", "sft", "lora", "qlora", "ppo",
                                                             "raft", "dpo", "grpo"])
     int8: List[str] = field(default_factory=lambda: ["sft"])  # also scored with 8-bit weights (bitsandbytes)
-    max_new_tokens: int = 24
     text_docs: int = 100  # fresh plain-text documents for the text NLL
     batch_size: int = 32
     chat: str = "raft"  # the checkpoint the chat helper talks to ("" for none)

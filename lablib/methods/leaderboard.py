@@ -19,7 +19,8 @@ import torch
 
 from ..core import config, evaluation, generation, models
 
-COLUMNS = ("rank", "checkpoint", "gold_reward", "exact_match", "rm", "judge", "win_rate", "nll", "nll_per_token",
+COLUMNS = ("rank", "checkpoint", "gold_reward", "exact_match", "rm", "judge", "win_rate", "win_rate_lc", "nll",
+           "nll_per_token",
            "bits_per_byte", "text_nll", "text_nll_per_token", "response_tokens", "length", "tokens_per_s", "memory_mb",
            "params")
 
@@ -119,8 +120,9 @@ def chat_prompts(examples: Sequence, tokenizer, fmt: str = "chatml") -> List[str
 
 
 def score(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], texts: Sequence[str],
-          reward_fns: Dict[str, Callable], lb_cfg, dom=None) -> dict:
-    """One leaderboard row: greedy responses to ``prompts``, scored by each of ``reward_fns`` (``{name: fn}``: the
+          reward_fns: Dict[str, Callable], max_new_tokens: int, batch_size: int, dom=None) -> dict:
+    """One leaderboard row: greedy responses to ``prompts`` (at most ``max_new_tokens``, the domain's one answer
+    length), scored by each of ``reward_fns`` (``{name: fn}``: the
     RM, a judge) and by the domain ``dom`` where code can check an answer (the gold reward, exact match); the NLL
     of the reference responses (summed per response, per token, and in bits per byte, which compares any
     tokenizers) and of plain ``texts`` (if any); the responses' mean length, generation speed and the weights'
@@ -129,42 +131,54 @@ def score(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], te
 
     dom = dom or domain.named("numbers")
     model, tokenizer = load(checkpoint)
-    responses = generation.generate_batch(model, tokenizer, prompts, lb_cfg.max_new_tokens, generation.stop_ids(tokenizer),
-                                          batch_size=lb_cfg.batch_size)
-    speed = evaluation.generation_speed(model, tokenizer, prompts[:lb_cfg.batch_size], lb_cfg.max_new_tokens,
-                                        repeats=3)
-    nll = evaluation.response_nll(model, tokenizer, prompts, [e.output for e in examples], lb_cfg.batch_size)
+    responses = generation.generate_batch(model, tokenizer, prompts, max_new_tokens, generation.stop_ids(tokenizer),
+                                          batch_size=batch_size)
+    speed = evaluation.generation_speed(model, tokenizer, prompts[:batch_size], max_new_tokens, repeats=3)
+    nll = evaluation.response_nll(model, tokenizer, prompts, [e.output for e in examples], batch_size)
+    lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
     scores = {name: fn(examples, responses) for name, fn in reward_fns.items()}
     row = {"checkpoint": checkpoint.label, **dom.answer_scores(examples, responses),
            **{name: sum(v) / len(v) for name, v in scores.items()}, "scores": scores,
            "nll": nll["nll"], "nll_per_token": nll["nll_per_token"], "bits_per_byte": nll["bits_per_byte"],
            "response_tokens": nll["nll"] / nll["nll_per_token"] if nll["nll_per_token"] else 0.0,
-           "length": sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses) / len(responses),
-           "tokens_per_s": speed, "memory_mb": model.get_memory_footprint() / 2 ** 20,
+           "length": sum(lengths) / len(responses), "lengths": lengths, "tokens_per_s": speed, "memory_mb": model.get_memory_footprint() / 2 ** 20,
            "params": models.count_params(model)["total"], "responses": responses}
     if texts:
-        text = evaluation.text_nll(model, tokenizer, texts, lb_cfg.batch_size)
+        text = evaluation.text_nll(model, tokenizer, texts, batch_size)
         row.update(text_nll=text["nll"], text_nll_per_token=text["nll_per_token"])
     return row
 
 
 def build(checkpoints: Sequence[Checkpoint], examples: Sequence, prompts: Sequence[str], texts: Sequence[str],
           reward_fns: Dict[str, Callable], cfg, progress: bool = True) -> List[dict]:
-    """:func:`score` every checkpoint (a progress bar across them); with a judge among ``reward_fns``, each row's
-    win rate against the SFT row (:func:`lablib.domain.win_rate`); then :func:`rank` the rows the domain's way."""
+    """:func:`score` every checkpoint at the domain's one answer length (a progress bar across them); with a judge
+    among ``reward_fns``, each row's win rate against the SFT row (:func:`lablib.evaluation.win_rate`: ``win`` holds
+    its interval and its value at equal length); then :func:`rank` the rows the domain's way."""
     from tqdm.auto import tqdm
 
     from ..core import domain
 
     dom = domain.of(cfg)
-    rows = [score(c, examples, prompts, texts, reward_fns, cfg.leaderboard, dom)
+    rows = [score(c, examples, prompts, texts, reward_fns, domain.answer_tokens(cfg), cfg.leaderboard.batch_size, dom)
             for c in tqdm(checkpoints, desc="checkpoints", disable=not progress)]
     if "judge" in reward_fns:
         base = next(r for r in rows if r["checkpoint"] == "sft")
         for r in rows:
-            r["win_rate"] = domain.win_rate(r["scores"]["judge"], base["scores"]["judge"], r["responses"],
-                                            base["responses"])["rate"]
+            r["win"] = evaluation.win_rate(r["scores"]["judge"], base["scores"]["judge"], r["responses"],
+                                           base["responses"], r["lengths"], base["lengths"])
+            r["win_rate"], r["win_rate_lc"] = r["win"]["rate"], r["win"]["length_controlled"]
     return rank(rows, dom)
+
+
+def noise(rows: Sequence[dict]) -> str:
+    """Which win rates against SFT this many prompts can tell from 50 %, and which differences between rows they can
+    tell apart (non-overlapping 95 % Wilson intervals: a conservative test), as lines to print."""
+    judged = [r for r in rows if "win" in r and r["checkpoint"] != "sft"]
+    lines = [f"{r['checkpoint']:>12}: {evaluation.describe_win(r['win'])}" for r in judged]
+    apart = [f"{a['checkpoint']} > {b['checkpoint']}" for a in judged for b in judged
+             if a["win"]["interval"][0] > b["win"]["interval"][1]]
+    lines.append("differences beyond the noise: " + (", ".join(apart) or "none (every pair of intervals overlaps)"))
+    return "\n".join(lines)
 
 
 def rank(rows: Sequence[dict], dom=None) -> List[dict]:
@@ -194,7 +208,8 @@ def to_csv(rows: Sequence[dict], names: Sequence[str] | None = None) -> str:
 
 # What a table shows of a row, in this order, where the rows have it: (key, header, format).
 SHOWN = (("gold_reward", "gold", "{:.2f}"), ("exact_match", "exact", "{:.0%}"), ("rm", "RM", "{:+.2f}"),
-         ("judge", "judge", "{:+.2f}"), ("win_rate", "win vs SFT", "{:.0%}"), ("nll", "NLL", "{:.2f}"),
+         ("judge", "judge", "{:+.2f}"), ("win_rate", "win vs SFT", "{:.0%}"),
+         ("win_rate_lc", "at equal length", "{:.0%}"), ("nll", "NLL", "{:.2f}"),
          ("nll_per_token", "NLL/tok", "{:.3f}"), ("bits_per_byte", "bits/byte", "{:.3f}"),
          ("text_nll", "text NLL", "{:.1f}"), ("length", "length", "{:.1f}"), ("tokens_per_s", "tok/s", "{:.0f}"),
          ("memory_mb", "MB", "{:.1f}"))

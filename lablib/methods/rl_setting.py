@@ -18,7 +18,7 @@ def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, m
     """Greedy responses to ``examples`` in prompt format ``fmt``: with ``gold``, gold reward and exact match
     (overall and per kind); the mean of ``reward_fn`` (e.g. the reward model's score), the perplexity of the
     reference responses (response tokens and the token that ends them), distinct-2 of the responses, and their
-    mean length in tokens."""
+    length in tokens (each, and the mean)."""
     from ..core import evaluation, generation
 
     responses = generation.respond(model, tokenizer, examples, fmt, max_new_tokens, batch_size=64)
@@ -26,10 +26,10 @@ def evaluate_policy(model, tokenizer, examples: Sequence, reward_fn: Callable, m
     end = "<|im_end|>" if fmt == "chatml" else tokenizer.eos_token
     nll = evaluation.response_nll(model, tokenizer, prompts, [e.output + end for e in examples])
     scores = reward_fn(examples, responses)
+    lengths = [len(tokenizer(r)["input_ids"]) for r in responses]
     return {**(evaluation.task_scores(examples, responses) if gold else {}), "rm": sum(scores) / len(examples),
             "rm_scores": scores, "ppl": math.exp(nll["nll_per_token"]), "distinct_2": evaluation.distinct_n(responses, 2),
-            "length": sum(len(tokenizer(r)["input_ids"]) for r in responses) / len(responses),
-            "responses": responses}
+            "length": sum(lengths) / len(responses), "lengths": lengths, "responses": responses}
 
 
 def hacked(examples: Sequence, before: dict, after: dict) -> list:
@@ -126,19 +126,20 @@ class Setting:
         return [e.gold_reward(r) for e, r in zip(examples, responses, strict=True)]
 
     def evaluate(self, model) -> dict:
-        """:func:`evaluate_policy` on the held-out prompts, with the RM as the reward; with a judge, also its mean
-        score and the win rate against the SFT policy's responses (:func:`lablib.domain.win_rate`)."""
-        out = evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, self.cfg.ppo.max_new_tokens, self.fmt,
+        """:func:`evaluate_policy` on the held-out prompts at the domain's one answer length
+        (:func:`lablib.domain.answer_tokens`), with the RM as the reward; with a judge, also its mean score and the
+        win rate against the SFT policy's responses (:func:`lablib.evaluation.win_rate`: interval, equal length)."""
+        from ..core import domain, evaluation
+
+        out = evaluate_policy(model, self.tokenizer, self.val, self.rm_reward, domain.answer_tokens(self.cfg), self.fmt,
                               gold=self.gold)
         if self.judge_reward is not None:
-            from ..core import domain
-
             if self.baseline is None:
                 self.baseline = out if model is self.policy else self.evaluate(self.policy)
             out["judge_scores"] = self.judge_reward(self.val, out["responses"])
             out["judge"] = sum(out["judge_scores"]) / len(self.val)
-            out["win"] = domain.win_rate(out["judge_scores"], self.baseline["judge_scores"], out["responses"],
-                                         self.baseline["responses"])
+            out["win"] = evaluation.win_rate(out["judge_scores"], self.baseline["judge_scores"], out["responses"],
+                                             self.baseline["responses"], out["lengths"], self.baseline["lengths"])
         return out
 
     @property
