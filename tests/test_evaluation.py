@@ -120,6 +120,41 @@ def test_chat_keeps_the_history_and_refuses_a_model_without_a_chat_template(tiny
         generation.Chat(model, plain)
 
 
+def test_lab_chat_streams_resets_and_exits(tiny):
+    from lablib.course import chat
+
+    _, _, folder = tiny
+    bot = chat.bot(chat.resolve(str(folder)), max_new_tokens=4)
+    said = iter(["Sort 3, 1, 2.", "", "/reset", "And 5, 4?", "/exit", "never read"])
+    written = []
+    assert chat.terminal(bot, read=lambda _: next(said), write=written.append) == 2
+    text = "".join(written)
+    assert text.startswith("(/reset starts a new conversation") and "(a new conversation)" in text
+    assert bot.history[1]["content"] in text and len(bot.history) == 2  # the reset dropped the first exchange
+    # the reply streamed in pieces: more writes than whole lines
+    assert len(written) > text.count("\n") + 2
+    assert chat.terminal(bot, read=lambda _: (_ for _ in ()).throw(EOFError), write=written.append) == 0  # Ctrl-D
+
+
+def test_lab_chat_finds_a_run_folders_model_and_refuses_what_is_not_a_model(tiny, tmp_path):
+    from lablib import running
+    from lablib.course import chat
+
+    _, _, folder = tiny
+    run = tmp_path / "06_raft" / "artifacts"
+    run.mkdir(parents=True)
+    (run / "model").symlink_to(folder)
+    assert chat.resolve(str(tmp_path / "06_raft")) == run / "model"
+    with pytest.raises(running.RunError, match=r"lab chat: .*: not a saved model folder .*; .* does not exist"):
+        chat.resolve(str(tmp_path / "nowhere"))
+    with pytest.raises(running.RunError, match=r"not a saved model folder \(no config.json\) nor a lab run$"
+                       r"|with artifacts/model$"):
+        chat.resolve(str(tmp_path))
+    from lablib.course import cli
+
+    assert cli.main(["chat", str(tmp_path)]) == 2
+
+
 # --------------------------------------------------------------------------------------------
 # DPO
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lablib import config, data, domain, evaluation, models, running, sft
+from lablib import config, data, domain, evaluation, models, reward, running, sft
 
 
 def own(tmp_path, **files):
@@ -129,19 +129,21 @@ def test_runs_of_different_domains_or_files_never_share_a_folder(tmp_path):
     assert len(keys) == 4 and "example" in keys and "" in keys
 
 
-def test_without_pairs_the_rl_labs_are_skipped_and_lab_07_ranks_what_exists(tmp_path):
+def test_without_pairs_the_rl_labs_run_on_self_play_pairs(tmp_path):
     f = tmp_path / "mine.jsonl"
     f.write_text(rows(GOOD, {**GOOD, "instruction": "x"}))
     steps = running.plan([], ["profile=smoke", "domain=own", f"domain.instructions={f}"], tmp_path / "runs")
-    assert {s.lab.id: s.skip for s in steps if s.skip} == {k: "domain.pairs is not set" for k in ("04", "05", "06")}
+    assert not [s.lab.id for s in steps if s.skip]
     lab07 = steps[-1].cfg
-    assert sorted(lab07.inputs) == ["lora", "pretrained", "qlora", "sft"]
+    assert sorted(lab07.inputs) == ["dpo", "judge", "lora", "pairs", "ppo", "pretrained", "qlora", "raft",
+                                    "reward_model", "sft"]
     assert all(s.folder.parent.name.startswith("own-") for s in steps)
 
 
 def test_a_users_long_answers_run_through_lab_02_and_are_counted(tmp_path):
     """A user's Alpaca JSON with long open-ended answers and a repeated record, no corpus and no pairs: `lab run 07`
-    runs 01 (which passes SmolLM2 on), 02 and 03 first (not the skipped 04-06), and ranks what exists."""
+    runs 01 (which passes SmolLM2 on) to 06 first -- 04 on self-play pairs (the reference chosen, the SFT model's
+    answer rejected) -- and ranks every checkpoint."""
     records = [{"instruction": f"Describe step {i} of repotting a plant in detail.", "input": "",
                 "output": " ".join(["Loosen the root ball gently and keep the soil moist."] * 12)} for i in range(24)]
     f = tmp_path / "alpaca.json"
@@ -153,8 +155,8 @@ def test_a_users_long_answers_run_through_lab_02_and_are_counted(tmp_path):
     out = running.run(["07"], ["profile=smoke", "domain=own", f"domain.instructions={f}", "sft.max_length=64",
                                "domain.near_duplicate=0.95"],  # "step 3" and "step 4": one word apart, 0.8 alike
                       tmp_path / "runs", progress=False, echo=said.append)
-    assert [(r["lab"], r["status"]) for r in out] == [("01", "ran"), ("02", "ran"), ("03", "ran"), ("07", "ran")]
-    assert sum("runs first: lab 07 needs" in s for s in said) == 3
+    assert [(r["lab"], r["status"]) for r in out] == [(f"0{i}", "ran") for i in range(1, 8)]
+    assert sum("runs first: lab 07 needs" in s for s in said) == 6
     lab02 = next((tmp_path / "runs" / "smoke").glob("own-*/02_sft"))
     metrics = json.loads((lab02 / "metrics.json").read_text())
     assert metrics["truncated"] > 0 and metrics["duplicates"] == 2 and metrics["nll"] < metrics["nll_before"]
@@ -162,5 +164,19 @@ def test_a_users_long_answers_run_through_lab_02_and_are_counted(tmp_path):
     printed = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
     assert "examples truncated" in printed and "exact match" not in printed and "gold" not in printed
     board = (lab02.parent / "07_evaluation" / "artifacts" / "leaderboard.csv").read_text().splitlines()
-    assert board[0].startswith("rank,checkpoint,nll,nll_per_token,bits_per_byte,") and len(board) == 5  # pretrained, sft, lora, qlora
+    assert board[0].startswith("rank,checkpoint,rm,judge,win_rate,win_rate_lc,nll,") and len(board) == 8
     assert "gold" not in board[0] and "exact" not in board[0]  # a metric the domain does not have is never shown
+    lab04 = json.loads((lab02.parent / "04_reward" / "metrics.json").read_text())
+    assert lab04["pairs_source"] == "self_play" and lab04["pairs_rm"] > 0 and lab04["pairs_judge"] > 0
+    saved = reward.load_pairs(lab02.parent / "04_reward" / "artifacts" / "pairs")
+    judged, trained = {p.example.instruction for p in saved.judge}, {p.example.instruction for p in saved.rm}
+    assert not judged & trained and all(p.chosen == p.example.output and p.how == "self_play" for p in saved.rm)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_the_rm_and_dpo_read_pairs_at_one_length(profile):
+    """Lab 04 fits the pairs to reward.max_length and lab 06's DPO trains on the RM's share of them at its own
+    reward.max_length: the two must agree, or DPO drops pairs the RM kept."""
+    lengths = {lab: config.load(lab, [f"profile={profile}", "domain=example"]).reward.max_length
+               for lab in ("own04", "own06")}
+    assert len(set(lengths.values())) == 1, lengths

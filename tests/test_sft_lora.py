@@ -126,6 +126,11 @@ def test_lora_targets_are_checked_and_counted(tiny):
     assert rows[0]["trainable"] == 4 * 4 * (32 + 32)
     with pytest.raises(lora.LoRAError, match="lora.grid entry 'lora:x:attention'"):
         lora.parse_run("lora:x:attention")
+    assert lora.parse_run("qlora4:16:all-linear:1")["steps"] == 1 and lora.parse_run("lora:8:attention")["steps"] is None
+    assert lora.parse_run("qlora4:16:all-linear:1")["bits"] == 4
+    for bad in ("lora:8:attention:0", "lora:8:attention:x", "lora:8:attention:1:2"):
+        with pytest.raises(lora.LoRAError, match="optionally :STEPS"):
+            lora.parse_run(bad)
     with pytest.raises(lora.LoRAError, match="lora.quantize=3"):
         lora.quantization_config(3)
 

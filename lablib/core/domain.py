@@ -24,7 +24,9 @@ fails with its ``file:line``; repeated prompts are dropped and counted.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -221,22 +223,49 @@ class Files(Domain):
             raise data.DataError(f"{cfg.domain.pairs}: {len(prompts)} distinct prompts; the RM, the judge and the "
                                  "held-out pairs need at least 3")
         rest, held = data.shuffled_split(prompts, cfg.data.val_fraction, held_out(cfg), cfg.domain.split_seed)
-        rng = random.Random(f"judge-{cfg.seed}")
-        judged = {p for p in rest if rng.random() < cfg.domain.judge_share}
-        if not judged or judged == set(rest):  # both sides need pairs
-            judged = set(rest[: max(1, len(rest) // 2)])
         guarded = held + [data.user_turn(e) for e in self.instructions(cfg).val]
         near = {rest[i] for i in data.near_duplicates(rest, guarded, str, cfg.domain.near_duplicate)}
-        if set(rest) - judged - near:
-            judged |= near
-        held = set(held)
-        return PairSplit([p for p in rows if p.example.instruction not in judged | held],
-                         [p for p in rows if p.example.instruction in judged],
-                         [p for p in rows if p.example.instruction in held], dropped, len(near))
+        return by_prompt(rows, rest, held, cfg, near, dropped)
+
+    def self_play_pairs(self, cfg, policy, tokenizer) -> PairSplit:
+        """Pairs without a pairs file, from what the user has (self-play, as in SPIN, Chen et al. 2024): for each
+        instruction, the user's reference answer is chosen and the SFT policy's own greedy answer (at the domain's
+        answer length) rejected; a prompt the policy already answers word for word gives no pair. Split like
+        :meth:`pairs`: the held-out instructions' pairs are held out, the training ones drawn between the RM and the
+        judge by prompt, so the judge never judges a prompt it was trained on."""
+        from . import generation
+
+        split = self.instructions(cfg)
+        examples = split.train + split.val
+        answers = generation.respond(policy, tokenizer, examples, cfg.sft.format, answer_tokens(cfg), batch_size=64)
+        rows = [data.Pair(e, e.output, a, "self_play") for e, a in zip(examples, answers)
+                if " ".join(a.split()) != " ".join(e.output.split())]
+        rest = [data.user_turn(e) for e in split.train]
+        held = [data.user_turn(e) for e in split.val]
+        return by_prompt(rows, rest, held, cfg, set(), len(examples) - len(rows))
 
     def rank_key(self, row) -> tuple:
         """The judge's win rate against SFT where there is a judge, then bits per byte of the references."""
         return (-row.get("win_rate", 0.0), row["bits_per_byte"], row["checkpoint"])
+
+
+def by_prompt(rows: Sequence, rest: Sequence[str], held: Sequence[str], cfg, near: set, dropped: int) -> PairSplit:
+    """Pairs split by prompt: ``held`` prompts held out, the ``rest`` drawn (seeded) between the RM and the judge (a
+    share ``domain.judge_share``); the ``near`` prompts (near-duplicates of a held-out one) go to the judge, whose
+    pairs train no policy."""
+    rng = random.Random(f"judge-{cfg.seed}")
+    judged = {p for p in rest if rng.random() < cfg.domain.judge_share}
+    if not judged or judged == set(rest):  # both sides need pairs
+        judged = set(rest[: max(1, len(rest) // 2)])
+    if set(rest) - judged - near:
+        judged |= near
+    held = set(held)
+
+    def prompt(p):
+        return data.user_turn(p.example)
+
+    return PairSplit([p for p in rows if prompt(p) not in judged | held], [p for p in rows if prompt(p) in judged],
+                     [p for p in rows if prompt(p) in held], dropped, len(near))
 
 
 DOMAINS: Dict[str, Domain] = {"numbers": Numbers(), "own": Files("own"), "example": Files("example")}
@@ -294,6 +323,21 @@ def reference_scores(model, tokenizer, examples: Sequence, fmt: str, max_new_tok
     responses = generation.respond(model, tokenizer, examples, fmt, max_new_tokens)
     length = sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses) / len(responses)
     return {"nll": nll["nll"], "bits_per_byte": nll["bits_per_byte"], "length": length, "responses": responses}
+
+
+GENERAL_TEXT = Path(__file__).resolve().parent.parent / "data" / "general.txt"
+
+
+def general_text() -> List[str]:
+    """Forty short documents of everyday English (written for this kit, CC0) that no lab trains on: the own track's
+    forgetting check -- how much less likely plain text becomes as a model specialises."""
+    return [line for line in GENERAL_TEXT.read_text().splitlines() if line.strip()]
+
+
+def prompts_needed(rate: float, z: float = 1.96) -> float:
+    """About how many held-out prompts a win rate of ``rate`` needs before its 95 % interval clears 50 % (the
+    normal approximation: n = z^2 p(1-p) / (p - 1/2)^2; infinite at 50 %)."""
+    return math.inf if rate == 0.5 else z * z * rate * (1 - rate) / (rate - 0.5) ** 2
 
 
 def side_by_side(examples: Sequence, columns: dict, n: int = 3, width: int = 160) -> str:

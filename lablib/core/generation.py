@@ -107,10 +107,11 @@ def complete(model, tokenizer, prompts, max_new_tokens: int = 40, do_sample: boo
 
 @torch.no_grad()
 def generate_batch(model, tokenizer, prompts, max_new_tokens: int, stop_ids=None, batch_size: int = 32,
-                   temperature: float = 0.0) -> list:
+                   temperature: float = 0.0, streamer=None) -> list:
     """Continuations of ``prompts`` (text after the prompt, special tokens dropped), in left-padded batches --
     many times faster than one prompt at a time on a CPU. Greedy, or sampled from the full distribution at
-    ``temperature`` > 0 (seed torch first for repeatable samples)."""
+    ``temperature`` > 0 (seed torch first for repeatable samples). A ``streamer`` (one prompt) gets the tokens as
+    they come."""
     model.eval()
     stop_ids = list(stop_ids or [tokenizer.eos_token_id])
     outs = []
@@ -119,7 +120,8 @@ def generate_batch(model, tokenizer, prompts, max_new_tokens: int, stop_ids=None
             enc = tokenizer(list(prompts[i:i + batch_size]), return_tensors="pt", padding=True,
                             add_special_tokens=False)
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, **sampling(temperature),
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids,
+                                 **({"streamer": streamer} if streamer else {}))
             outs += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return outs
 
@@ -149,11 +151,21 @@ class Chat:
     def reset(self) -> None:
         self.history = []
 
-    def say(self, message: str) -> str:
+    def say(self, message: str, on_text=None) -> str:
+        """The reply to ``message``; ``on_text(piece)`` (if given) gets the reply's text as it is generated."""
         turns = ([{"role": "system", "content": self.system}] if self.system else []) + self.history
         turns = turns + [{"role": "user", "content": message}]
         prompt = self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        streamer = None
+        if on_text is not None:
+            from transformers import TextStreamer
+
+            class Streamer(TextStreamer):
+                def on_finalized_text(self, text: str, stream_end: bool = False):
+                    on_text(text)
+
+            streamer = Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         reply = generate_batch(self.model, self.tokenizer, [prompt], self.max_new_tokens, stop_ids(self.tokenizer),
-                               temperature=self.temperature)[0].strip()
+                               temperature=self.temperature, streamer=streamer)[0].strip()
         self.history += [{"role": "user", "content": message}, {"role": "assistant", "content": reply}]
         return reply

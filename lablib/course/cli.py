@@ -6,6 +6,9 @@
                                       every file and line that sets KEY, in the order applied (the last wins)
     lab run [LAB ...] [overrides]     run labs (all by default) in dependency order with papermill; labs whose
                                       artifacts they need run first (--no-upstream: stop instead)
+    lab chat RUN_OR_CHECKPOINT [overrides] [--tokens N] [--temperature T]
+                                      talk to a checkpoint in the terminal (a model folder, a lab's run folder,
+                                      or a lab: `lab chat 06 domain=example`); /reset, /exit
     lab goldens [LAB ...]             re-execute labs under `smoke` and store them as nbval goldens
     lab book [overrides]              build the course website from executed labs (the kept cpu runs)
     lab release [LAB ...] [--out DIR] student notebooks: solutions stubbed, outputs cleared (default release/)
@@ -84,6 +87,17 @@ def cmd_run(args) -> None:
           + (f", {counts['skipped']} skipped" if counts["skipped"] else ""))
 
 
+def cmd_chat(args) -> None:
+    from . import chat
+
+    targets, overrides = _split(args.items)
+    if len(targets) != 1:
+        raise running.RunError("lab chat takes one model folder, run folder or lab, e.g. `lab chat 06 domain=example`")
+    where = chat.resolve(targets[0], overrides, args.runs)
+    print(f"chatting with {where}")
+    chat.terminal(chat.bot(where, args.tokens, args.temperature))
+
+
 def cmd_goldens(args) -> None:
     from . import goldens
 
@@ -147,6 +161,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn, help_ in (("list", cmd_list, "labs and their state"), ("show", cmd_show, "a lab's resolved config"),
                             ("run", cmd_run, "run labs with papermill"), ("goldens", cmd_goldens, "regenerate nbval goldens"),
+                            ("chat", cmd_chat, "talk to a checkpoint in the terminal"),
                             ("book", cmd_book, "build the course website"),
                             ("release", cmd_release, "student versions of the labs"),
                             ("grade", cmd_grade, "grade a folder of student notebooks"),
@@ -157,6 +172,9 @@ def main(argv=None) -> int:
         if name == "show":
             p.add_argument("--explain", metavar="KEY", default=None,
                            help="name every file and line that sets KEY (e.g. train.max_steps), the last wins")
+        if name == "chat":
+            p.add_argument("--tokens", type=int, default=96, help="new tokens per reply at most (default 96)")
+            p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); > 0: sampled")
         if name == "release":
             p.add_argument("--out", default="release", help="output folder (default: release/)")
         if name == "grade":

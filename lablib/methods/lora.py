@@ -114,17 +114,23 @@ def merge_check(peft_model, tokenizer, texts: Sequence[str], out_dir: str | Path
 
 
 def parse_run(spec: str) -> dict:
-    """``full`` | ``lora:R:TARGETS`` | ``qlora4:R:TARGETS`` | ``qlora8:R:TARGETS`` (an entry of ``lora.grid``)."""
+    """``full`` | ``lora:R:TARGETS`` | ``qlora4:R:TARGETS`` | ``qlora8:R:TARGETS`` (an entry of ``lora.grid``), each
+    optionally ``:STEPS`` (this run's steps instead of ``lora.grid_steps``: e.g. one measured QLoRA step on a CPU,
+    where bitsandbytes' 4-bit path is slow)."""
     if spec == "full":
-        return {"name": "full SFT", "method": "full", "r": None, "targets": None, "bits": 0}
+        return {"name": "full SFT", "method": "full", "r": None, "targets": None, "bits": 0, "steps": None}
     parts = spec.split(":")
     kinds = {"lora": 0, "qlora4": 4, "qlora8": 8}
-    if len(parts) != 3 or parts[0] not in kinds or not parts[1].isdigit() or int(parts[1]) < 1:
+    steps = parts.pop() if len(parts) == 4 else None
+    if (len(parts) != 3 or parts[0] not in kinds or not parts[1].isdigit() or int(parts[1]) < 1
+            or not (steps is None or steps.isdigit() and int(steps) >= 1)):
         raise LoRAError(f"lora.grid entry {spec!r}: expected full, lora:R:TARGETS, qlora4:R:TARGETS or "
-                        "qlora8:R:TARGETS (R >= 1, e.g. lora:8:attention)")
+                        "qlora8:R:TARGETS, optionally :STEPS (R, STEPS >= 1, e.g. lora:8:attention or "
+                        "qlora4:16:all-linear:1)")
     bits = kinds[parts[0]]
     name = f"{'QLoRA ' + str(bits) + '-bit' if bits else 'LoRA'} r={parts[1]} {parts[2]}"
-    return {"name": name, "method": "lora", "r": int(parts[1]), "targets": parts[2], "bits": bits}
+    return {"name": name, "method": "lora", "r": int(parts[1]), "targets": parts[2], "bits": bits,
+            "steps": int(steps) if steps else None}
 
 
 def param_table(model_factory, ranks: Sequence[int], target_sets: Sequence[str] = ("attention", "all-linear"),
@@ -204,7 +210,8 @@ def finetune(cfg, base_path: str | Path, train_examples: Sequence, eval_examples
     import datasets
 
     datasets.disable_progress_bars()  # in a worker process the kernel's settings do not apply
-    cfg = config.with_changes(cfg, train={"max_steps": max_steps or cfg.lora.grid_steps, "progress": False})
+    steps = max_steps or parse_run(spec)["steps"] or cfg.lora.grid_steps
+    cfg = config.with_changes(cfg, train={"max_steps": steps, "progress": False})
     set_seed(cfg.seed)
     model, tokenizer, run = prepare(cfg, base_path, spec)
     counts = models.count_params(model)

@@ -307,3 +307,48 @@ def check_tokenizers(policy_tokenizer, rm_tokenizer, where: str = "the reward mo
                           f"e.g. {diff}): train the reward model from the same SFT model")
     if rm_tokenizer.chat_template != policy_tokenizer.chat_template:
         raise RewardError(f"{where}'s chat template differs from the policy's: train it from the same SFT model")
+
+
+# Where the own track's pairs came from, as lab 04 records it (labs 06 and 07 read the saved split).
+SOURCES = {"domain.pairs": "your preference file (domain.pairs)",
+           "self_play": "self-play: your reference answer chosen, the SFT model's own answer rejected (SPIN)"}
+
+
+def preference_pairs(cfg):
+    """The own track's pairs, split by prompt (RM, judge, held out), and where they came from: ``domain.pairs``
+    when it is set, else self-play pairs built from the instructions and lab 02's SFT model (``cfg.inputs.model``),
+    :meth:`lablib.domain.Files.self_play_pairs`."""
+    from ..core import domain
+
+    pairs = domain.pairs(cfg)
+    if pairs is not None:
+        return pairs, "domain.pairs"
+    policy, tokenizer = models.load_pretrained(cfg.model, cfg.inputs.model)
+    return domain.of(cfg).self_play_pairs(cfg, policy, tokenizer), "self_play"
+
+
+PARTS = ("rm", "judge", "val")
+
+
+def save_pairs(pairs, folder: str | Path) -> Path:
+    """The split as three preference files (``rm.jsonl``, ``judge.jsonl``, ``val.jsonl``): data the later labs load."""
+    import json
+
+    from ..core import data
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in PARTS:
+        rows = data.pair_rows(getattr(pairs, part))
+        (folder / f"{part}.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return folder
+
+
+def load_pairs(folder: str | Path):
+    """A split saved by :func:`save_pairs` (an empty part is an empty list)."""
+    from ..core import domain, files
+
+    folder = Path(folder)
+    parts = {p: files.pair_records(folder / f"{p}.jsonl") if (folder / f"{p}.jsonl").stat().st_size else []
+             for p in PARTS}
+    return domain.PairSplit(parts["rm"], parts["judge"], parts["val"])
