@@ -248,6 +248,11 @@ def keep_notebooks(profile: str, root: str, coverage_dir: str | None) -> dict:
             out["stderr_lines"][lab.id] = book.keep(lab, executed)
         else:
             out["stderr_lines"][lab.id] = running.stderr_lines(executed)
+    for lab in running.manifest("own"):  # the own track on the example domain, where this run has it
+        executed = running.run_dir(lab, profile, root, "example") / "notebook.ipynb"
+        if executed.exists():
+            keep = profile == book.KEPT_PROFILE
+            out["stderr_lines"][f"own/{lab.id}"] = book.keep(lab, executed) if keep else running.stderr_lines(executed)
     if coverage_dir and Path(coverage_dir).exists():
         keys = coverage.covered(coverage_dir)
         coverage.save(keys, Path(__file__).parent / f"coverage_{profile}.json")
@@ -318,12 +323,73 @@ def _by_profile(rows: list) -> dict:
     return out
 
 
+def own_track(profile: str, root: str) -> dict:
+    """The own track's run on the example domain (``lab --runs ROOT run profile=PROFILE domain=example``): each lab's
+    wall time (papermill's) and stderr lines, the win rates of every alignment method against SFT with their 95 %
+    intervals and equal-length values, and (under `cpu`) its notebooks kept for the book."""
+    from lablib import book, running
+
+    rows, wins = [], {}
+    for lab in running.manifest("own"):
+        folder = running.run_dir(lab, profile, root, "example")
+        if not (folder / "metrics.json").exists():
+            raise SystemExit(f"bench: no finished own lab {lab.id} under {folder}: run `lab --runs {root} run "
+                             f"profile={profile} domain=example` first")
+        nb = json.loads((folder / "notebook.ipynb").read_text())
+        keep = profile == book.KEPT_PROFILE
+        noise = book.keep(lab, folder / "notebook.ipynb") if keep else running.stderr_lines(folder / "notebook.ipynb")
+        rows.append({"lab": lab.id, "name": lab.name, "seconds": nb["metadata"]["papermill"]["duration"],
+                     "stderr_lines": noise})
+    board = json.loads((running.run_dir(running.find_lab("07", "own"), profile, root, "example") / "artifacts"
+                        / "leaderboard.json").read_text())
+    from lablib import evaluation
+
+    for r in board:
+        if "win_rate" in r and r["checkpoint"] in ("ppo", "raft", "dpo"):
+            n = len(r["responses"])
+            wins[r["checkpoint"]] = {"rate": r["win_rate"], "n": n, "interval": evaluation.wilson(r["win_rate"], n),
+                                     "length_controlled": r["win_rate_lc"], "length": r["length"]}
+    return {"profile": profile, "labs": rows, "seconds": sum(r["seconds"] for r in rows), "win_rates": wins}
+
+
+def machine_speed(steps: int = 30, repeats: int = 3) -> dict:
+    """The machine-speed reference: tokens/s of a fixed bare PyTorch training loop (a 4-layer, 256-wide Llama of
+    a 2,048-token vocabulary, batch 8 x 128, AdamW), median of ``repeats``. Wall times divided by this machine's
+    slowness against the reference speed (:data:`REFERENCE_TOKENS_PER_S`) compare across machines."""
+    from types import SimpleNamespace
+
+    shape = SimpleNamespace(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=768, max_position=256)
+    blocks = torch.randint(0, 2048, (steps * 8, 128), generator=torch.Generator().manual_seed(0))
+
+    speeds = []
+    for r in range(repeats):
+        torch.manual_seed(r)
+        model = models.build_scratch(shape, 2048)
+        bare_loop(model, blocks[:16], 8, 1e-4)  # warm-up
+        speeds.append(bare_loop(model, blocks, 8, 1e-4))
+    return {"tokens_per_s": statistics.median(speeds), "threads": torch.get_num_threads(),
+            "factor": REFERENCE_TOKENS_PER_S / statistics.median(speeds)}
+
+
+# The speed the reference loop runs at on the machine behind the project's figures (2 cores, 2026-12): a figure
+# times a machine's `factor` (reference / its speed) is in "this machine's seconds" on any machine.
+REFERENCE_TOKENS_PER_S = 10_000.0
+
+
 def markdown(results: dict) -> str:
     """The figures as the book's benchmarks page."""
     lines = ["# Benchmarks", "",
              f"Measured on {results['machine']}; the latest run, {results['date']}: `python bench/run.py "
              f"{results.get('args', '')}`. Sections that run did not measure keep the figures of an earlier one "
              "(`--labs`, `--rl`). Speed targets live here, not in tests; rerun the command to refresh.", ""]
+    if "machine_speed" in results:
+        ms = results["machine_speed"]
+        lines += ["## Machine speed", "",
+                  f"The reference loop (`bench/run.py: machine_speed`, a fixed bare PyTorch training loop) ran at "
+                  f"**{ms['tokens_per_s']:,.0f} tokens/s** on {ms['threads']} threads here; wall times below are "
+                  f"also given normalised, as seconds × {ms['factor']:.2f} (reference {REFERENCE_TOKENS_PER_S:,.0f} "
+                  "tokens/s / this machine's): on a machine twice as slow, the raw figures double and the normalised "
+                  "ones stay.", ""]
     ov = results["overhead"]
     lines += ["## Training-loop overhead", "",
               f"lablib's pretraining (HF `Trainer`) against a bare PyTorch loop on the {ov['profile']} model, batch "
@@ -379,6 +445,19 @@ def markdown(results: dict) -> str:
         lines += [f"| {r['stage']} | {r['target']} | {r['measured']} | {'yes' if r['met'] else '**no**'} |"
                   for r in results["science"]]
         lines.append("")
+    if "own" in results:
+        own, f = results["own"], results.get("machine_speed", {}).get("factor", float("nan"))
+        lines += [f"## The own-domain track on the example domain (`{own['profile']}` profile)", "",
+                  "`lab run profile=cpu domain=example`; papermill's wall time per lab (normalised: × the machine "
+                  "factor above).", "", "| lab | seconds | normalised | stderr lines |", "|---|---|---|---|"]
+        lines += [f"| {r['lab']} {r['name']} | {r['seconds']:.0f} | {r['seconds'] * f:.0f} | {r['stderr_lines']} |"
+                  for r in own["labs"]]
+        lines += [f"| **total** | **{own['seconds']:.0f}** ({own['seconds'] / 60:.1f} min) | {own['seconds'] * f:.0f} | |",
+                  "", "Win rates against SFT as the judge sees them (lab 07, held-out prompts, one answer length):", "",
+                  "| method | win rate | 95 % interval | at equal length | prompts |", "|---|---|---|---|---|"]
+        lines += [f"| {m} | {w['rate']:.0%} | {w['interval'][0]:.0%}–{w['interval'][1]:.0%} | "
+                  f"{w['length_controlled']:.0%} | {w['n']} |" for m, w in own["win_rates"].items()]
+        lines.append("")
     if "rl" in results:
         rl = results["rl"]
         lines += [f"## RAFT vs PPO: wall time to the same reward (`{rl['profile']}` profile)", "",
@@ -411,6 +490,10 @@ def main() -> None:
     ap.add_argument("--coverage", metavar="DIR",
                     help="with --science: lablib's coverage data of the profile's run (LABLIB_COVERAGE=DIR lab run ...); "
                          "without --from-runs the labs record it there themselves")
+    ap.add_argument("--own", metavar="PROFILE", help="the own track's run on the example domain under PROFILE "
+                    "(its times, win rates, and under cpu its notebooks kept for the book); needs --own-from")
+    ap.add_argument("--own-from", metavar="DIR", default="runs",
+                    help="with --own: the runs folder of `lab run profile=PROFILE domain=example` (default runs)")
     ap.add_argument("--rl-every", type=int, default=2, help="PPO steps between evaluations (default 2)")
     ap.add_argument("--json", metavar="FILE", help="write the results here too")
     ap.add_argument("--markdown", metavar="FILE", help="and as a Markdown page (the book's benchmarks page)")
@@ -422,6 +505,19 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also into a log file
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
                "args": " ".join(a for a in sys.argv[1:] if not a.endswith((".json", ".md")) and a not in ("--json", "--markdown"))}
+    results["machine_speed"] = ms = machine_speed(8 if args.quick else 30, 1 if args.quick else 3)
+    print(f"machine speed: the reference loop at {ms['tokens_per_s']:,.0f} tokens/s on {ms['threads']} threads "
+          f"(normalised figures = seconds x {ms['factor']:.2f})")
+    if args.own:
+        results["own"] = own = own_track(args.own, args.own_from)
+        print(f"\nthe own track ({args.own} profile, example domain), papermill's wall time per lab:")
+        for r in own["labs"]:
+            print(f"  {r['lab']} {r['name']:<14} {r['seconds']:7.1f} s  (normalised {r['seconds'] * ms['factor']:7.1f})"
+                  f"  {r['stderr_lines']} stderr lines")
+        print(f"  total             {own['seconds']:7.1f} s = {own['seconds'] / 60:.1f} min (target <= 30 min)")
+        for m, w in own["win_rates"].items():
+            print(f"  {m:>5} vs SFT: {w['rate']:.0%} [{w['interval'][0]:.0%}, {w['interval'][1]:.0%}] on {w['n']} "
+                  f"prompts, at equal length {w['length_controlled']:.0%} (target >= 60 %)")
     ov = overhead("smoke", 20, 1) if args.quick else overhead("cpu", 60, 3)
     results["overhead"] = ov
     print(f"training-loop overhead ({ov['profile']} model, batch {ov['batch']}, {ov['steps']} steps, "

@@ -81,3 +81,17 @@ def test_lab_01_reads_the_same_held_out_tasks_as_lab_02():
     for profile in PROFILES:
         tasks = [domain.named("numbers").tasks(config.load(f"lab0{i}", [f"profile={profile}"]))[1] for i in (1, 2)]
         assert tasks[0] == tasks[1], profile
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_no_policy_trains_on_a_near_duplicate_of_a_held_out_prompt(profile):
+    """Your files: a paraphrase of a held-out prompt (word-set Jaccard >= domain.near_duplicate) is the held-out
+    prompt for a model that learns facts. No prompt a policy trains on -- SFT's and RL's instructions, DPO's pairs
+    (the RM's share) -- is one; the judge's pairs may hold them (the judge trains no policy)."""
+    cfg = config.load("own06", [f"profile={profile}", "domain=example"])
+    split, pairs = domain.instructions(cfg), domain.pairs(cfg)
+    held = [data.user_turn(e) for e in split.val] + [data.user_turn(p.example) for p in pairs.val]
+    trained = [data.user_turn(e) for e in split.train] + [data.user_turn(p.example) for p in pairs.rm]
+    near = data.near_duplicates(trained, held, str, cfg.domain.near_duplicate)
+    assert not near, f"{profile}: {len(near)} trained prompts are near-duplicates of held-out ones, e.g. {trained[near[0]]!r}"
+    assert split.near_duplicates + pairs.near_duplicates > 0  # the example domain words its facts many ways

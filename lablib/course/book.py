@@ -38,6 +38,12 @@ def kept_dir() -> Path:
     return book_src() / "executed" / KEPT_PROFILE
 
 
+def kept_path(lab: running.LabSpec) -> Path:
+    """Where a lab's kept `cpu` notebook lives: ``book/executed/cpu/NN_name.ipynb``; the own track's (run on the
+    example domain) under ``own/``."""
+    return kept_dir() / ("" if lab.track == "numbers" else lab.track) / f"{lab.dirname}.ipynb"
+
+
 def code_cells(nb) -> list:
     """``(id, source)`` of a notebook's code cells, papermill's injected parameters left out: what outputs depend on."""
     return [(c.get("id"), c.source) for c in nb.cells
@@ -56,7 +62,7 @@ def keep(lab: running.LabSpec, executed: Path) -> int:
     code it ran (``metadata.lablib.code``); returns how many lines its cells wrote to stderr."""
     import nbformat
 
-    dst = kept_dir() / f"{lab.dirname}.ipynb"
+    dst = kept_path(lab)
     dst.parent.mkdir(parents=True, exist_ok=True)
     stage_notebook(executed, dst)
     nb = nbformat.read(str(dst), as_version=4)
@@ -70,8 +76,8 @@ def kept_outputs(lab: running.LabSpec):
     code changed since (the prose is always the lab's current prose)."""
     import nbformat
 
-    path = kept_dir() / f"{lab.dirname}.ipynb"
-    if lab.track != "numbers" or not path.exists():
+    path = kept_path(lab)
+    if not path.exists():
         return None
     kept = nbformat.read(str(path), as_version=4)
     current = nbformat.read(str(lab.notebook_path), as_version=4)
@@ -196,7 +202,7 @@ def chapters_of(overrides: Sequence[str], root, echo) -> list:
             if lab.id in kept:
                 chapters.append((lab, kept[lab.id], ""))
                 continue
-            why = ("CI sizes: seconds per lab" if track != "numbers" or explicit
+            why = ("CI sizes: seconds per lab" if explicit
                    else "CI sizes: the kept `cpu` outputs predate a change to this lab's code")
             note = banner(cfg.profile, why) if cfg.profile != KEPT_PROFILE else ""
             chapters.append((lab, running.folder(lab, cfg, root) / "notebook.ipynb", note))
