@@ -48,7 +48,7 @@ book: setup book-setup  ## the course website (kept cpu outputs; smoke runs wher
 	$(BIN)/lab book
 
 open: setup              ## the labs in JupyterLab, with the kernel that has lablib
-	$(BIN)/jupyter lab labs/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) labs/
 
 clean:
 	rm -rf runs outputs multirun book/_build
