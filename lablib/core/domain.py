@@ -291,6 +291,12 @@ def track_of(overrides: Sequence[str] = (), keys: Sequence[str] = ()) -> str:
     return "own" if any(str(k).startswith("own/") for k in keys) else "numbers"
 
 
+def check_files(cfg) -> None:
+    """Read a domain's files the way the labs will (row by row, then split); raises :class:`lablib.data.DataError`."""
+    if of(cfg).paths(cfg):  # a domain generated in code has none
+        instructions(cfg), pairs(cfg), corpus(cfg)
+
+
 # The interface as functions of a config: what the labs call, whatever the domain.
 def corpus(cfg):
     return of(cfg).corpus(cfg)

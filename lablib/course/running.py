@@ -276,19 +276,6 @@ class Step:
     why: str = ""  # why a lab that was not asked for runs: a lab asked for needs its artifacts
 
 
-def check_data(cfg) -> None:
-    """Read a domain's files the way the labs will (row by row, then split), before any lab starts: a bad row or a
-    split that leaves nothing to train on fails here, in one line, not inside a lab."""
-    from ..core import data, domain
-
-    if not domain.of(cfg).paths(cfg):
-        return  # a domain generated in code
-    try:
-        domain.instructions(cfg), domain.pairs(cfg), domain.corpus(cfg)
-    except data.DataError as exc:
-        raise RunError(str(exc)) from None
-
-
 def _compose_checked(lab: LabSpec, overrides: Sequence[str], root) -> object:
     if not lab.notebook_path.exists():
         raise RunError(f"lab {lab.id}: notebook {lab.notebook} not found")
@@ -328,8 +315,10 @@ def plan(keys: Sequence[str], overrides: Sequence[str] = (), root: str | Path | 
         if lab.id not in wanted:
             continue
         cfg = cfgs.get(lab.id) or _compose_checked(lab, overrides, root)
-        if not steps:
-            check_data(cfg)
+        try:  # a bad row, or a split that leaves nothing to train on: one line, before any lab starts
+            domain.check_files(cfg) if not steps else None
+        except ValueError as exc:  # lablib.data.DataError
+            raise RunError(str(exc)) from None
         upstream_prints = []
         for name, path in cfg.inputs.items():
             up_id = lab.consumes[name].partition("/")[0]
