@@ -143,6 +143,30 @@ def papermill_overhead(repeats: int = 5) -> dict:
     return out
 
 
+# A lab's first cell, as lab 01 writes it: the imports and lablib.start (config, seeds, run folder).
+FIRST_CELL = ("import lablib\nfrom lablib import config, domain, evaluation, exercises, generation, models, plots, "
+              "tokenization, training\nlab = lablib.start('01', ['profile=smoke'], {run!r}, {root!r})")
+
+
+def startup(repeats: int = 3) -> dict:
+    """Seconds, each in a fresh process (median of ``repeats``): ``import torch`` (the floor), a lab's first cell
+    (:data:`FIRST_CELL`), and which heavy modules that cell leaves unimported (bitsandbytes' kernels: deferred)."""
+    probe = "import sys; print(int('bitsandbytes.backends' in sys.modules))"
+    out, times = {}, {"import_torch_s": [], "first_cell_s": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            for name, code in (("import_torch_s", "import torch"),
+                               ("first_cell_s", FIRST_CELL.format(run=f"{tmp}/run-{r}", root=tmp) + "\n" + probe)):
+                start = time.perf_counter()
+                done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp)
+                times[name].append(time.perf_counter() - start)
+                if name == "first_cell_s":
+                    out["bitsandbytes_imported"] = done.stdout.strip().endswith("1")
+    out.update({name: statistics.median(v) for name, v in times.items()})
+    out["ratio"] = out["first_cell_s"] / out["import_torch_s"]
+    return out
+
+
 def cli_times(repeats: int = 3) -> dict:
     """Seconds for ``lab`` commands that start no kernel, each in a fresh process (median of ``repeats``):
     what a user waits for before anything runs."""
@@ -408,6 +432,11 @@ def markdown(results: dict) -> str:
     if "speed" in results:
         sp = results["speed"]
         lines += ["## Speed targets", "", "| what | seconds | target |", "|---|---|---|"]
+        if "startup" in results:
+            st = results["startup"]
+            lines += [f"| `import torch` (fresh process) | {st['import_torch_s']:.2f} | the floor |",
+                      f"| a lab's first cell: imports + `lablib.start` | {st['first_cell_s']:.2f} "
+                      f"({st['ratio']:.2f}x torch) | ≤ 1.5x torch |"]
         lines += [f"| `{name}` (fresh process) | {v:.2f} | {'≤ 1' if name.startswith('error') else '≤ 1.5'} |"
                   for name, v in sp["cli_s"].items()]
         if "papermill" in results:
@@ -544,6 +573,10 @@ def main() -> None:
               f"trivial lab {pm['trivial_lab_s']:.2f} s")
         save()
     if args.speed or args.quick:
+        results["startup"] = st = startup(1 if args.quick else 5)
+        print(f"\nstart-up, fresh process: import torch {st['import_torch_s']:.2f} s, a lab's first cell (imports + "
+              f"lablib.start) {st['first_cell_s']:.2f} s = {st['ratio']:.2f}x (target <= 1.5x); bitsandbytes "
+              f"{'imported' if st['bitsandbytes_imported'] else 'deferred'}")
         speed = results["speed"] = {"cli_s": cli_times(1 if args.quick else 3)}
         print("\nlab commands that start no kernel (fresh process each; targets: errors <= 1 s, list/show <= 1.5 s):")
         for name, s_ in speed["cli_s"].items():

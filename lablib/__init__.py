@@ -8,7 +8,8 @@
   ``grpo`` and ``dpo`` (TRL's), ``rl_setting`` (what the RL labs share), ``raft``, ``overoptimisation`` and
   ``leaderboard``. They import the core only.
 * ``lablib.course`` -- the machinery that runs the course: ``running`` (the manifest and the papermill runner),
-  ``session`` (what a lab's first cell calls), ``batch``, ``goldens``, ``book``, ``cli`` (the ``lab`` command) and
+  ``session`` (what a lab's first cell calls), ``batch``, ``goldens``, ``book``, ``cli`` (the ``lab`` command), ``cores``
+  (one lab command at a time on the cores), ``chat`` and
   ``launch`` (a training stage under torchrun or accelerate).
 * ``lablib.grading`` -- ``exercises`` (the checks a student sees) and the grader: releases, the sandbox, the
   data-only wire, verdicts, submissions, scores, gradebooks.
@@ -40,6 +41,44 @@ logging.getLogger("bitsandbytes.autograd._functions").addFilter(
     lambda record: not str(record.msg).startswith("MatMul8bitLt: inputs will be cast"))
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 
+
+
+class _Deferred(type(os)):
+    """Stands in for a module until one of its attributes is read, then imports it (once) and forwards to it.
+    Its spec and file are the real ones, so ``importlib.util.find_spec`` and ``inspect.getmodule`` (which torch
+    calls for every custom op it registers) read them without importing it."""
+
+    def __getattr__(self, attr: str):
+        import importlib
+        import sys
+
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        self.__dict__.update(real.__dict__)
+        return getattr(real, attr)
+
+
+def _deferred(name: str) -> None:
+    """Import ``name`` only when first used. PEFT imports bitsandbytes whenever transformers' Trainer is imported
+    (``peft.helpers``: ``import bitsandbytes as bnb``), and bitsandbytes imports torch's compiler (``torch._inductor``):
+    seconds of every kernel's start (``python -X importtime``; ``bench/run.py --speed``: start-up) for a library only
+    QLoRA and 8-bit evaluation use. (``importlib.util.LazyLoader`` is not enough: the first attribute read, by
+    whoever reads it mid-import, runs the module, and an error there leaves it half-initialised.)"""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        return
+    stand_in = _Deferred(name)
+    stand_in.__spec__, stand_in.__file__ = spec, spec.origin
+    sys.modules[name] = stand_in
+
+
+_deferred("bitsandbytes")
 
 
 def _record_coverage() -> None:
@@ -87,7 +126,8 @@ MODULES = {**dict.fromkeys(("schema", "config", "domain", "data", "files", "toke
                             "evaluation", "training", "plots"), "core"),
            **dict.fromkeys(("sft", "lora", "memory", "reward", "ppo", "grpo", "dpo", "rl_setting", "raft",
                             "overoptimisation", "leaderboard"), "methods"),
-           **dict.fromkeys(("running", "session", "batch", "goldens", "book", "cli", "launch"), "course"),
+           **dict.fromkeys(("running", "session", "batch", "goldens", "book", "cli", "launch", "cores", "chat"),
+                           "course"),
            "exercises": "grading"}
 
 

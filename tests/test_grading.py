@@ -132,6 +132,22 @@ def test_the_graders_verdict_passes_an_honest_answer_and_names_a_missing_one(tmp
         "fail: NameError: the exercise cells define no function gae")
 
 
+def test_the_exercise_process_takes_its_share_of_the_cores(tmp_path, monkeypatch):
+    """Two submissions graded at once on 2 cores: each exercise process gets 1 thread, as each kernel does (two
+    OpenMP jobs each spinning a thread per core ran 7x slower than one)."""
+    import subprocess
+
+    from lablib.grading import verdicts
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    seen, real = [], subprocess.Popen
+    monkeypatch.setattr(verdicts.subprocess, "Popen", lambda *a, **k: seen.append(k["env"]) or real(*a, **k))
+    nbformat.write(lab_notebook(SOLUTIONS["04.bt_loss"]), str(tmp_path / "ok.ipynb"))
+    assert grading.recheck(tmp_path / "ok.ipynb", [("04.bt_loss", "bt_loss")], workers=2) == {"04.bt_loss": "pass"}
+    assert seen[0]["OMP_NUM_THREADS"] == seen[0]["MKL_NUM_THREADS"] == "1"
+
+
 def test_an_empty_folder_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(grading.GradingError, match="no submissions"):

@@ -2,6 +2,7 @@
 `smoke` profile set in its parameters cell through the editor, every cell run from the Run menu -- then what the
 student would see: no error output, tqdm's progress widget and a plot rendered, and the lab's run folder on disk.
 A screenshot is kept in test-artifacts/jupyterlab.png."""
+import json
 import os
 import shutil
 import socket
@@ -38,6 +39,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ran(prompt: str) -> bool:
+    """An input prompt that shows an execution count: ``[7]:``, not ``[ ]:`` or ``[*]:``."""
+    return prompt.strip().strip("[]:").strip().isdigit()
+
+
+def _kernel_idle(base: str, token: str) -> bool:
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as r:
+        sessions = json.loads(r.read())
+    return bool(sessions) and all(s["kernel"]["execution_state"] == "idle" for s in sessions)
+
+
 @pytest.fixture
 def jupyterlab(tmp_path):
     reason = _missing()
@@ -46,6 +58,13 @@ def jupyterlab(tmp_path):
             pytest.fail(f"the JupyterLab test cannot run in CI: {reason}")
         pytest.skip(reason)
     shutil.copyfile(config.home() / "labs" / LAB, tmp_path / LAB)  # the student's copy: the repo stays clean
+    # every cell in the page (JupyterLab 4 renders only the cells in view by default): what the test reads
+    settings = tmp_path / ".settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    news = tmp_path / ".settings" / "@jupyterlab" / "apputils-extension"  # no "official Jupyter news?" toast
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     port, token = _free_port(), "lablib-test"
     exe = Path(sys.executable).parent / "jupyter-lab"
     proc = subprocess.Popen([str(exe), "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
@@ -54,7 +73,8 @@ def jupyterlab(tmp_path):
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=(tmp_path / "jupyterlab.log").open("w"),
                             env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / ".jupyter"),
                                  "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / ".settings"),
-                                 "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / ".workspaces")})
+                                 "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / ".workspaces"),
+                                 "LABLIB_RUNS": str(tmp_path / "runs")})
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while True:
@@ -74,8 +94,6 @@ def jupyterlab(tmp_path):
         proc.kill()
 
 
-@pytest.mark.skip(reason="draft (issue 29): the lab runs through the UI to its last cell (test-artifacts/jupyterlab.png), "
-                         "but the completion wait and the run folder's location are not right yet")
 def test_a_student_runs_a_lab_in_jupyterlab(jupyterlab):
     from playwright.sync_api import sync_playwright
 
@@ -99,24 +117,23 @@ def test_a_student_runs_a_lab_in_jupyterlab(jupyterlab):
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         cells = page.locator(".jp-Notebook .jp-CodeCell")
         n = cells.count()
+        prompts: list = []
         deadline = time.time() + 600
-        while time.time() < deadline:  # done when every code cell shows an execution count and the kernel is idle
-            prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
-            busy = page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").count()
-            if not busy and len(prompts) == n and all(t.strip() not in ("[ ]:", "[*]:", "") for t in prompts):
-                break
-            if page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() \
-                    and page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count():
-                break
+        while time.time() < deadline:  # done when every code cell shows its execution count and the kernel is idle
             time.sleep(2)
+            prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+            if _kernel_idle(base, token) and len(prompts) == n and all(_ran(t) for t in prompts):
+                break
+            if page.locator("[data-mime-type='application/vnd.jupyter.error']").count():
+                break  # a cell failed: Run All stops there
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"), full_page=True)
         errors = page.locator("[data-mime-type='application/vnd.jupyter.error']").all_inner_texts()
         assert not errors, f"error output in JupyterLab: {errors[0][:500]}"
-        assert all(t.strip() not in ("[ ]:", "[*]:") for t in prompts), "not every cell ran within 10 minutes"
+        assert len(prompts) == n and all(_ran(t) for t in prompts), f"not every cell ran within 10 minutes: {prompts}"
         assert page.locator(".jp-OutputArea .widget-hprogress, .jp-OutputArea .jupyter-widget-progress, "
                             ".jp-OutputArea progress").count() >= 1, "no progress widget rendered"
         assert page.locator(".jp-OutputArea-output img").count() >= 1, "no plot rendered"
         browser.close()
-    run = root / "runs" / "smoke" / LAB.removesuffix(".ipynb")
+    run = root / "runs" / "smoke" / LAB.removesuffix(".ipynb")  # runs/PROFILE/LAB under $LABLIB_RUNS, as `lab run`
     assert (run / "metrics.json").exists() and (run / "artifacts" / "model" / "config.json").exists()

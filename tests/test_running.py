@@ -1,4 +1,5 @@
 """The runner: manifest checks, errors before any kernel starts, caching, atomic run folders."""
+import os
 import json
 import shutil
 import subprocess
@@ -144,3 +145,26 @@ def test_a_lab_that_forgets_its_artifact_replaces_nothing(home):
     with pytest.raises(running.RunError, match="lab 01 ran but did not write artifacts/thing; nothing was replaced"):
         running.run(["01"], ["profile=smoke"], progress=False, echo=lambda *_: None)
     assert not (home / "runs" / "smoke" / "01_first").exists()
+
+
+def test_a_second_lab_command_is_told_that_the_cores_are_taken(tmp_path):
+    """`lab run` while another lab command holds the cores: one line naming it (pid and command), then it runs."""
+    import subprocess
+    import sys
+
+    from lablib.course import cores
+
+    lock = tmp_path / "cores.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom lablib.course import cores\n"
+                               f"assert cores.claim('lab run profile=cpu', {str(lock)!r}) is None\n"
+                               "print('held', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        line = cores.claim("lab run profile=smoke", lock)
+        assert line.startswith(f"note: pid {holder.pid} (lab run profile=cpu) is already using this machine's cores")
+        assert "\n" not in line
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cores.claim("lab run profile=smoke", lock) is None  # free again: this process takes them
+    assert f"pid {os.getpid()}" in lock.read_text()

@@ -92,3 +92,18 @@ def test_every_short_name_is_its_layers_module():
     for name, layer in lablib.MODULES.items():
         assert getattr(lablib, name).__name__ == f"lablib.{layer}.{name}"
         assert (PACKAGE / layer / f"{name}.py").exists()
+
+
+def test_a_labs_imports_leave_bitsandbytes_until_it_is_used():
+    """bitsandbytes (and the torch compiler it imports) costs seconds of every kernel's start: a lab's imports
+    leave it deferred, and reading one of its attributes (what QLoRA's loading does) imports the real module."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lablib\nfrom lablib import training, models, generation, plots\n"
+            "print('bitsandbytes.backends' in sys.modules)\n"
+            "import bitsandbytes\nprint('bitsandbytes.backends' in sys.modules)\n"
+            "print('cpu' in bitsandbytes.supported_torch_devices, 'bitsandbytes.backends' in sys.modules)\n"
+            "import bitsandbytes.nn\nprint(bitsandbytes.nn.Linear4bit.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True", "True", "Linear4bit"], out

@@ -78,8 +78,17 @@ def cmd_show(args) -> None:
         print("  (every lab of this domain and profile reads the same split)")
 
 
+def _claim_cores(command: str, items) -> None:
+    from . import cores
+
+    busy = cores.claim(" ".join(["lab", command, *items]))
+    if busy:
+        print(busy, file=sys.stderr)
+
+
 def cmd_run(args) -> None:
     labs, overrides = _split(args.items)
+    _claim_cores("run", args.items)
     rows = running.run(labs, overrides, args.runs, force=args.force, progress=not args.quiet,
                        upstream=not args.no_upstream)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ran", "cached", "skipped")}
@@ -129,6 +138,7 @@ def cmd_grade(args) -> None:
     from .. import grading
 
     labs, overrides = _split(args.items)
+    _claim_cores("grade", args.items)
     limits = dict(workers=args.workers, timeout_s=args.timeout, memory_gb=args.memory, runs_root=args.runs,
                   sandbox=False if args.no_sandbox else None, launcher=args.launcher, disk_gb=args.disk,
                   processes=args.processes)
@@ -147,6 +157,7 @@ def cmd_batch(args) -> None:
     from . import batch
 
     labs, overrides = _split(args.items)
+    _claim_cores("batch", args.items)
     rows = batch.batch(labs, overrides, args.out, workers=args.workers, launcher=args.launcher,
                        base_root=args.runs, metric=args.metric)
     failed = [r for r in rows if r["status"] != "ok"]

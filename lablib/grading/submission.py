@@ -82,7 +82,7 @@ def run_one(path: Path, lab_id: str, work: Path, runs_root: Path, overrides: Lis
         env = sandbox.environment(nb_dir, running.worker_env(workers))
         entry.update(_run(cmd, nb_dir, env, work / "log.txt", timeout_s, limits))
         entry["checks"] = recheck(path, list(calls), timeout_s=min(timeout_s, 120), limits=limits,
-                                  sandbox_on=sandbox_on, work=work / "exercises", uid=uid)
+                                  sandbox_on=sandbox_on, work=work / "exercises", uid=uid, workers=workers)
     entry["run"] = str(nb_dir / "run")
     return entry
 

@@ -157,13 +157,15 @@ def _reply(reply: Any) -> tuple:
 
 def recheck(notebook: str | Path, calls: List[tuple], timeout_s: float = 60,
             limits: Optional[sandbox.Limits] = None, sandbox_on: bool | None = None,
-            work: str | Path | None = None, uid: Optional[int] = None) -> dict:
+            work: str | Path | None = None, uid: Optional[int] = None, workers: int = 1) -> dict:
     """The grader's verdict on each exercise of ``calls`` (``(exercise, function name)``, from the released lab),
     from the submission's ``exercise`` cells defined in an exercise process (sandboxed when ``sandbox_on``, by
     default when the sandbox can start; as ``uid`` when given) whose working folder is ``work``. What the
-    student's kernel printed or wrote counts for nothing. Returns ``{exercise: "pass" | "fail: why"}``."""
+    student's kernel printed or wrote counts for nothing. The process takes its share of the cores (one of
+    ``workers`` graded at once), as the submission's kernel does. Returns ``{exercise: "pass" | "fail: why"}``."""
     import nbformat
 
+    from ..course import running
     from . import exercises
 
     sources = exercise_sources(nbformat.read(str(notebook), as_version=4))
@@ -177,7 +179,7 @@ def recheck(notebook: str | Path, calls: List[tuple], timeout_s: float = 60,
         cmd = _hide(sandbox.wrap(cmd, [work], uid=uid))
     proc = subprocess.Popen(cmd, cwd=work, pass_fds=(down[0], up[1]), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=sandbox.environment(work))
+                            env=sandbox.environment(work, running.worker_env(workers)))
     os.close(down[0])
     os.close(up[1])
     channel = wire.Channel(up[0], down[1])

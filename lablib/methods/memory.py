@@ -102,7 +102,7 @@ def train_peak(cfg, base_path, examples: Sequence, spec: str, out_dir) -> dict:
                                           "progress": False, "eval_every": 10 ** 6})
     set_seed(cfg.seed)
     if lora.parse_run(spec)["bits"]:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes.nn  # noqa: F401 -- loads it now (lablib defers it), not inside the measurement
     release_freed()
     baseline = rss_field("VmRSS")
     model, tokenizer, run = lora.prepare(cfg, base_path, spec)

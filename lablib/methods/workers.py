@@ -46,7 +46,7 @@ def _measured_call(fn, args, kwargs):
 
 # What the fork server imports once, so that each worker starts in a fraction of a second with the training stack
 # (TRL, PEFT, bitsandbytes) already loaded, instead of importing it again for seconds per run.
-PRELOAD = ("lablib.methods.lora", "lablib.methods.sft", "trl.trainer.sft_trainer", "bitsandbytes")
+PRELOAD = ("lablib.methods.lora", "lablib.methods.sft", "trl.trainer.sft_trainer", "bitsandbytes.nn")
 
 
 def isolated(fn, *args, preload=PRELOAD, **kwargs):
