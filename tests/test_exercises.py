@@ -1,6 +1,8 @@
 """Exercises: solutions pass their checks, releases fail them, wrong answers are told what is wrong, and lablib's
 own function handed in does not pass."""
+import functools
 import inspect
+import math
 
 import nbformat
 import pytest
@@ -115,13 +117,34 @@ REFERENCE_CALLS = {
     "05.gae": ("lablib.methods.ppo", "gae", lambda ref: lambda *a: ref(*a)),
     "06.select": ("lablib.methods.raft", "select", lambda ref: lambda responses, scores, k: ref(responses, scores, k)),
     "07.response_nll": ("lablib.core.evaluation", "response_nll", lambda ref: lambda logits, ids, n: ref(None, None, [], [])),
+    "01.nucleus": ("transformers.generation.logits_process", "TopPLogitsWarper.__call__",
+                   lambda ref: lambda logits, t, p: torch.softmax(ref(_top_p(p), None, logits[None] / t)[0], -1)),
+    "05.clipped_surrogate": ("lablib.methods.ppo", "policy_loss", lambda ref: lambda *a: ref(*a)[0]),
+    "05.k3": ("lablib.methods.ppo", "kl_estimate", lambda ref: lambda logp, r: ref(logp, r, "k3")),
+    "06.dpo_loss": ("lablib.methods.dpo", "dpo_loss", lambda ref: lambda *a: ref(*a)),
+    "07.pass_at_k": ("lablib.core.evaluation", "pass_at_k", lambda ref: lambda n, c, k: ref(n, c, k)),
 }
+
+
+def _top_p(p):
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    return TopPLogitsWarper(p)
 # a trainer (or model) method that computes the same thing, called the way a student might
 METHOD_CALLS = {
     "04.bt_loss": ("trl", "RewardTrainer.compute_loss", lambda ref: lambda c, r: ref(object(), None, {})),
     "05.gae": ("lablib.methods.ppo", "PPO.step", lambda ref: lambda *a: ref(object(), [])),
     "06.select": ("lablib.methods.raft", "RAFT.iteration", lambda ref: lambda responses, scores, k: ref(object(), [])),
+    "06.dpo_loss": ("trl", "DPOTrainer.compute_loss", lambda ref: lambda *a: ref(object(), None, {})),
+    "01.nucleus": ("transformers.generation.logits_process", "TemperatureLogitsWarper.__call__",
+                   lambda ref: lambda logits, t, p: ref(_temperature(t), None, logits)),
 }
+
+
+def _temperature(t):
+    from transformers.generation.logits_process import TemperatureLogitsWarper
+
+    return TemperatureLogitsWarper(t)
 
 
 def _resolve(module: str, attr: str):
@@ -203,3 +226,101 @@ def test_each_labs_exercises_pass_as_solutions_and_fail_as_released(lab_key, tmp
                 out = capsys.readouterr().out
                 assert out.startswith(verdict), f"{path.name} cell {i}: {out}"
     assert "BEGIN SOLUTION" not in released.read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# The exercises that make a student think: each passes with a solution written from the idea, and each of at
+# least three typical wrong answers fails with the message that names its mistake.
+# --------------------------------------------------------------------------------------------
+def nucleus(logits, temperature, top_p, *, multiply=False, drop_crossing=False, renormalise=True, cut_first=False):
+    if cut_first:  # the nucleus chosen on the untempered distribution
+        keep = nucleus(logits, 1.0, top_p) > 0
+        return torch.softmax(logits.double() / temperature, -1) * keep / (
+            torch.softmax(logits.double() / temperature, -1) * keep).sum(-1, keepdim=True)
+    probs = torch.softmax(logits.double() * temperature if multiply else logits.double() / temperature, -1)
+    p, idx = probs.sort(-1, descending=True)
+    before = p.cumsum(-1) - (0 if drop_crossing else p)
+    keep = before < top_p
+    keep[..., 0] = True
+    out = torch.zeros_like(probs).scatter(-1, idx, p * keep)
+    return out / out.sum(-1, keepdim=True) if renormalise else out
+
+
+def surrogate(logp, old, adv, mask, clip, *, sign=1.0, clipped=True, optimistic=False, all_tokens=False):
+    ratio = (logp - old).exp()
+    a, b = -adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)
+    loss = (torch.minimum(a, b) if optimistic else torch.maximum(a, b)) if clipped else a
+    return sign * (loss.mean() if all_tokens else (loss * mask).sum() / mask.sum())
+
+
+def k3(logp, ref, *, inverted=False, minus_one=True):
+    log_r = (logp - ref) if inverted else (ref - logp)
+    return log_r.exp() - log_r - (1 if minus_one else 0)
+
+
+def dpo(c, r, rc, rr, beta, *, scale=True, ref=1.0, outside=False, unstable=False):
+    margin = (c - ref * rc) - (r - ref * rr)
+    z = (beta if scale and not outside else 1.0) * margin
+    loss = -(torch.log(torch.sigmoid(z)) if unstable else torch.nn.functional.logsigmoid(z)).mean()
+    return beta * loss if outside else loss
+
+
+def pass_k(n, c, k, *, plug_in=False, ignore_k=False, no_edge=False):
+    if plug_in:
+        return 1 - (1 - c / n) ** k
+    if ignore_k:
+        return c / n
+    if no_edge:  # C(n-c, k) / C(n, k) with n - c < k: math.comb gives 0 there by chance; ours divides by zero
+        return 1 - math.prod(range(n - c - k + 1, n - c + 1)) / math.prod(range(n - k + 1, n + 1)) if n - c >= k \
+            else 1 - 1 / (n - c - k)
+    miss = 1.0
+    for i in range(n - c + 1, n + 1):
+        miss *= 1 - k / i
+    return 1 - miss
+
+
+NEW = {  # exercise -> (a right answer, {wrong answer: what its FAIL line must say})
+    "01.nucleus": (nucleus, {
+        functools.partial(nucleus, multiply=True): "the temperature divides the logits",
+        functools.partial(nucleus, drop_crossing=True): "keep the token that crosses top_p",
+        functools.partial(nucleus, renormalise=False): "renormalise",
+        functools.partial(nucleus, cut_first=True): "apply the temperature first"}),
+    "05.clipped_surrogate": (surrogate, {
+        functools.partial(surrogate, sign=-1.0): "the sign",
+        functools.partial(surrogate, clipped=False): "the ratio is not clipped",
+        functools.partial(surrogate, optimistic=True): "optimistic bound",
+        functools.partial(surrogate, all_tokens=True): "padding counted"}),
+    "05.k3": (k3, {
+        lambda logp, ref: logp - ref: "that is k1",
+        functools.partial(k3, inverted=True): "upside down",
+        functools.partial(k3, minus_one=False): "without the - 1"}),
+    "06.dpo_loss": (dpo, {
+        functools.partial(dpo, scale=False): "not scaled",
+        functools.partial(dpo, ref=0.0): "the reference is ignored",
+        functools.partial(dpo, ref=-1.0): "the reference's sign",
+        functools.partial(dpo, outside=True): "not in front of the loss",
+        functools.partial(dpo, unstable=True): "NaN or inf"}),
+    "07.pass_at_k": (pass_k, {
+        functools.partial(pass_k, plug_in=True): "plug-in",
+        functools.partial(pass_k, ignore_k=True): "pass@1 whatever k",
+        functools.partial(pass_k, no_edge=True): "fewer than k samples fail"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW))
+def test_a_solution_from_the_idea_passes(name, capsys):
+    assert exercises.check(name, NEW[name][0]), capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,wrong,why", [(n, w, y) for n, (_, wrongs) in sorted(NEW.items()) for w, y in wrongs.items()],
+                         ids=[f"{n}:{y[:24]}" for n, (_, wrongs) in sorted(NEW.items()) for y in wrongs.values()])
+def test_a_typical_wrong_answer_is_told_its_mistake(name, wrong, why, capsys):
+    for _ in range(3):  # fresh inputs each time: the mistake is caught on every draw
+        assert not exercises.check(name, wrong)
+        out = capsys.readouterr().out
+        assert out.startswith(f"FAIL {name}: ") and why in out, out
+
+
+def test_each_new_exercise_has_at_least_three_wrong_answers():
+    assert len(NEW) >= 4 and all(len(wrongs) >= 3 for _, wrongs in NEW.values())
+    assert sum(name[:2] in {"01", "02", "03", "04", "05", "06", "07"} for name in exercises.CHECKS) >= 11

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch
 
@@ -140,6 +140,26 @@ def wilson(rate: float, n: int, z: float = 1.96) -> tuple:
     centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimate of pass@k from ``n`` samples of which ``c`` are correct: the chance that k samples drawn
+    without replacement from the n hold at least one correct, ``1 - C(n-c, k) / C(n, k)`` (Chen et al. 2021, the
+    Codex paper), computed as a product so that large n neither overflows nor loses precision. The plug-in
+    ``1 - (1 - c/n)^k`` is biased low for k > 1."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n (got n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    miss = 1.0
+    for i in range(n - c + 1, n + 1):  # C(n-c, k) / C(n, k) = prod_{i=n-c+1}^{n} (1 - k / i)
+        miss *= 1.0 - k / i
+    return 1.0 - miss
+
+
+def pass_at_k_curve(correct: Sequence[Sequence[bool]], ks: Sequence[int]) -> Dict[int, float]:
+    """Mean unbiased pass@k over prompts, each with its list of per-sample outcomes, for each k of ``ks``."""
+    return {k: sum(pass_at_k(len(c), sum(map(bool, c)), k) for c in correct) / len(correct) for k in ks}
 
 
 def length_controlled(outcomes: Sequence[float], length_gaps: Sequence[float], ridge: float = 0.1) -> float:

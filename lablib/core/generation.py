@@ -12,6 +12,7 @@ A leaf module: it imports no other part of lablib but ``data``, so training (``s
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import List, Sequence
 
@@ -169,3 +170,71 @@ class Chat:
                                temperature=self.temperature, streamer=streamer)[0].strip()
         self.history += [{"role": "user", "content": message}, {"role": "assistant", "content": reply}]
         return reply
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding strategies, and what the KV cache buys
+# --------------------------------------------------------------------------------------------
+# name -> generate() arguments: the strategies lab 01 compares on its model
+STRATEGIES = {
+    "greedy": dict(do_sample=False),
+    "greedy, repetition penalty 1.3": dict(do_sample=False, repetition_penalty=1.3),
+    "temperature 0.7": dict(do_sample=True, temperature=0.7, top_k=0, top_p=1.0),
+    "temperature 1.0": dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0),
+    "temperature 1.0, top-p 0.9": dict(do_sample=True, temperature=1.0, top_k=0, top_p=0.9),
+}
+
+
+def repeated_share(ids: Sequence[int]) -> float:
+    """The share of tokens that repeat the token just before them (",,,,": 1.0)."""
+    return sum(a == b for a, b in zip(ids, ids[1:])) / max(1, len(ids) - 1)
+
+
+def distinct(texts: Sequence[str], n: int = 2) -> float:
+    """distinct-n: unique word n-grams over all n-grams of ``texts`` (Li et al. 2016); 1.0 = no n-gram twice."""
+    grams = [tuple(w[i:i + n]) for w in (t.split() for t in texts) for i in range(len(w) - n + 1)]
+    return len(set(grams)) / max(1, len(grams))
+
+
+@torch.no_grad()
+def compare_decoding(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, samples: int = 4,
+                     seed: int = 0, strategies: dict = STRATEGIES) -> list:
+    """One row per strategy: ``samples`` continuations of each plain-text prompt, their share of immediately
+    repeated tokens, distinct-2 across all of them, and the first continuation of the first prompt."""
+    model.eval()
+    rows = []
+    for name, kwargs in strategies.items():
+        torch.manual_seed(seed)
+        texts, repeats = [], []
+        for prompt in prompts:
+            enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+            n = samples if kwargs.get("do_sample") else 1  # greedy gives one answer however often it is asked
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, num_return_sequences=n, **kwargs,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            for row in out[:, enc["input_ids"].shape[1]:].tolist():
+                row = [t for t in row if t != tokenizer.pad_token_id]
+                repeats.append(repeated_share(row))
+                texts.append(tokenizer.decode(row, skip_special_tokens=True))
+        rows.append({"strategy": name, "repeated": sum(repeats) / len(repeats), "distinct_2": distinct(texts),
+                     "example": texts[0]})
+    return rows
+
+
+@torch.no_grad()
+def kv_cache_speedup(model, tokenizer, prompt: str, new_tokens: int = 64, repeats: int = 3) -> dict:
+    """Seconds to generate ``new_tokens`` greedily with the KV cache (each step feeds one new token and reuses
+    the keys and values of the ones before) and without it (each step recomputes attention over the whole
+    sequence), best of ``repeats``; the outputs must agree."""
+    model.eval()
+    enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    seconds, outs = {}, {}
+    for cache in (True, False):
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            outs[cache] = model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                                         use_cache=cache, pad_token_id=tokenizer.pad_token_id)
+            best = min(best, time.perf_counter() - start)
+        seconds[cache] = best
+    return {"tokens": new_tokens, "with_cache_s": seconds[True], "without_cache_s": seconds[False],
+            "speedup": seconds[False] / seconds[True], "same_output": bool(torch.equal(outs[True], outs[False]))}

@@ -98,3 +98,67 @@ def panels(rows: list, label: str, keys, title: str):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Diagrams: the course's machinery drawn once (boxes at (x, y) in a 10 x 4 frame, arrows between them)
+# --------------------------------------------------------------------------------------------
+DIAGRAMS = {
+    "pipeline": {
+        "title": "The course: one model, seven labs",
+        "boxes": {"corpus": (0.8, 2, "domain corpus\n(lab 01 data)"), "pre": (2.6, 2, "01 pretraining\nnext-token loss"),
+                  "sft": (4.4, 2, "02 SFT\ninstructions"), "lora": (4.4, 0.5, "03 LoRA / QLoRA\nadapters"),
+                  "rm": (6.2, 3.4, "04 reward model\npreference pairs"),
+                  "rl": (8.0, 2, "05 PPO + KL\n06 RAFT, DPO, GRPO"), "eval": (8.0, 0.5, "07 evaluation\nheld-out tasks")},
+        "arrows": [("corpus", "pre"), ("pre", "sft"), ("sft", "lora"), ("sft", "rm"), ("sft", "rl"), ("rm", "rl"),
+                   ("rl", "eval"), ("lora", "eval")]},
+    "ppo": {
+        "title": "One PPO step (lab 05)",
+        "boxes": {"prompts": (0.8, 2, "prompts"), "policy": (2.6, 2, "policy pi\n(+ value head)"),
+                  "answers": (4.4, 2, "sampled\nanswers"), "rm": (6.2, 3.4, "reward model\nscore"),
+                  "ref": (6.2, 2, "reference pi_ref\nKL penalty"), "gae": (8.0, 2, "rewards -> GAE\nadvantages"),
+                  "update": (5.3, 0.2, "clipped surrogate\n+ value loss")},
+        "arrows": [("prompts", "policy"), ("policy", "answers"), ("answers", "rm"), ("answers", "ref"), ("rm", "gae"),
+                   ("ref", "gae"), ("gae", "update"), ("update", "policy")]},
+    "lora": {
+        "title": "A LoRA layer (lab 03): h = W x + (alpha / r) B A x",
+        "boxes": {"x": (0.8, 2, "x\n(d_in)"), "W": (4.0, 3.2, "W  frozen\nd_out x d_in"),
+                  "A": (3.0, 0.8, "A  trained\nr x d_in"), "B": (5.2, 0.8, "B  trained, starts at 0\nd_out x r"),
+                  "scale": (7.0, 0.8, "x alpha / r"), "sum": (8.4, 2, "h = sum\n(d_out)")},
+        "arrows": [("x", "W"), ("x", "A"), ("A", "B"), ("B", "scale"), ("scale", "sum"), ("W", "sum")]},
+}
+
+
+def diagram(name: str):
+    """One of :data:`DIAGRAMS` drawn: the course pipeline, the PPO loop or a LoRA layer."""
+    from matplotlib.patches import FancyBboxPatch
+
+    spec = DIAGRAMS[name]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.set(xlim=(0, 9.2), ylim=(-0.4, 4.2), title=spec["title"])
+    ax.axis("off")
+    w, h = 1.5, 0.8
+    for x, y, text in spec["boxes"].values():
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05", fc="#e8f0fb", ec="#34598a"))
+        ax.text(x, y, text, ha="center", va="center", fontsize=8)
+    for a, b in spec["arrows"]:  # from box edge to box edge, along the line between the centres
+        (x0, y0, _), (x1, y1, _) = spec["boxes"][a], spec["boxes"][b]
+        dx, dy = x1 - x0, y1 - y0
+        t = min((w / 2 + 0.1) / abs(dx) if dx else float("inf"), (h / 2 + 0.1) / abs(dy) if dy else float("inf"))
+        ax.annotate("", xy=(x1 - t * dx, y1 - t * dy), xytext=(x0 + t * dx, y0 + t * dy),
+                    arrowprops=dict(arrowstyle="-|>", color="#34598a", shrinkA=0, shrinkB=0, lw=1.2))
+    fig.tight_layout()
+    return fig
+
+
+def pass_at_k(curves: list, title: str):
+    """pass@k against k (log scale), one line per ``{"checkpoint", "curve": {k: pass@k}}``."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for c in curves:
+        ks = sorted(c["curve"])
+        ax.plot(ks, [c["curve"][k] for k in ks], "o-", markersize=3, label=c["checkpoint"])
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="k (samples per prompt)", ylabel="pass@k (unbiased)", ylim=(0, 1.02), title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -133,3 +133,15 @@ def pretrain(model, train_blocks: torch.Tensor, val_blocks: torch.Tensor, train_
                     train_dataset=Blocks(train_blocks), eval_dataset=Blocks(val_blocks[: train_cfg.eval_items]))
     per_step = train_cfg.batch_size * train_cfg.grad_accum * train_blocks.shape[1]
     return fit(trainer, resume, tokens=lambda t: t.state.global_step * per_step)
+
+
+def compute_cost(model, tokens: int, seconds: float) -> dict:
+    """Training compute by the rule C = 6 N D (Kaplan et al. 2020: about 2 N FLOPs per token forward and 4 N
+    backward, attention's share ignored), with N the parameters outside the embeddings (which are looked up, not
+    multiplied) and D the tokens trained on; and the FLOP/s this run achieved."""
+    n_all = sum({id(p): p.numel() for p in model.parameters()}.values())
+    n_embed = model.get_input_embeddings().weight.numel()
+    n = n_all - n_embed
+    flops = 6 * n * tokens
+    return {"non_embedding_params": n, "tokens": tokens, "flops": flops, "seconds": seconds,
+            "flops_per_s": flops / seconds if seconds else float("nan")}

@@ -88,9 +88,8 @@ def _claim_cores(command: str, items) -> None:
 
 def cmd_run(args) -> None:
     labs, overrides = _split(args.items)
-    _claim_cores("run", args.items)
     rows = running.run(labs, overrides, args.runs, force=args.force, progress=not args.quiet,
-                       upstream=not args.no_upstream)
+                       upstream=not args.no_upstream, claim=lambda: _claim_cores("run", args.items))
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ran", "cached", "skipped")}
     print(f"{len(rows)} lab(s): {counts['ran']} ran, {counts['cached']} up to date"
           + (f", {counts['skipped']} skipped" if counts["skipped"] else ""))

@@ -400,11 +400,13 @@ def stderr_lines(notebook: Path) -> int:
 
 
 def run(keys: Sequence[str] = (), overrides: Sequence[str] = (), root: str | Path | None = None,
-        force: bool = False, progress: bool = True, echo=print, upstream: bool = True) -> List[dict]:
+        force: bool = False, progress: bool = True, echo=print, upstream: bool = True, claim=None) -> List[dict]:
     """Plan, then execute each lab that is not fresh (or all with ``force``); labs whose artifacts the asked-for
     labs need run first (unless ``upstream`` is false). Returns one row per lab."""
     overrides = config_mod.absolute_paths(overrides)
     steps = plan(keys, overrides, root, upstream)
+    if claim is not None:  # the cores, once everything has been checked (``lablib.course.cores``)
+        claim()
     rows = []
     for step in steps:
         name = f"{step.lab.id} {step.lab.name}"

@@ -33,6 +33,12 @@ REFERENCES: Dict[str, Tuple[Tuple[str, str], ...]] = {
     "05.gae": (("lablib/methods/ppo.py", "gae"), ("lablib/methods/ppo.py", "PPO.step")),
     "06.select": (("lablib/methods/raft.py", "select"), ("lablib/methods/raft.py", "best_mean"), ("lablib/methods/raft.py", "RAFT.iteration")),
     "07.response_nll": (("lablib/core/evaluation.py", "response_nll"),),
+    "01.nucleus": (("transformers/generation/logits_process.py", "TopPLogitsWarper.__call__"),
+                   ("transformers/generation/logits_process.py", "TemperatureLogitsWarper.__call__")),
+    "05.clipped_surrogate": (("lablib/methods/ppo.py", "policy_loss"),),
+    "05.k3": (("lablib/methods/ppo.py", "kl_estimate"),),
+    "06.dpo_loss": (("lablib/methods/dpo.py", "dpo_loss"), ("trl/trainer/dpo_trainer.py", "DPOTrainer.compute_loss")),
+    "07.pass_at_k": (("lablib/core/evaluation.py", "pass_at_k"), ("lablib/core/evaluation.py", "pass_at_k_curve")),
 }
 OWNERS = {"lablib": "lablib's own ", "transformers": "transformers' own ", "trl": "TRL's own ", "peft": "PEFT's own "}
 # bound at import, before any student code runs: patching sys.setprofile later does not blind the profiler
@@ -243,6 +249,144 @@ def _check_response_nll(fn) -> None:
             raise AssertionError("the token at position t is predicted by the logits at t - 1: shift by one")
         _close(got, want, f"{t} tokens of which {n_prompt} prompt, vocabulary {v}, logits of scale {scale:g}",
                atol=1e-4)
+
+
+def _same(got, want) -> bool:
+    got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+    return got.shape == want.shape and bool(torch.isfinite(got).all()) and torch.allclose(got, want, atol=1e-5,
+                                                                                         rtol=1e-4)
+
+
+def _named(got, mistakes: dict) -> None:
+    """Raise the message of the first typical mistake whose value ``got`` reproduces (the right answer differs)."""
+    for why, value in mistakes.items():
+        if _same(got, value):
+            raise AssertionError(why)
+
+
+def _nucleus(logits: torch.Tensor, temperature: float, top_p: float, keep_crossing: bool = True,
+             renormalise: bool = True) -> torch.Tensor:
+    probs = torch.softmax(logits.double() / temperature, -1)
+    order = probs.sort(-1, descending=True)
+    before = order.values.cumsum(-1) - (order.values if keep_crossing else 0)
+    keep = before < top_p
+    keep[..., 0] = True  # the most likely token always stays
+    kept = torch.zeros_like(probs).scatter(-1, order.indices, order.values * keep)
+    return kept / kept.sum(-1, keepdim=True) if renormalise else kept
+
+
+@_registered("01.nucleus")
+def _check_nucleus(fn) -> None:
+    g = _generator()
+    for shape, t, p in (((9,), 1.0, 0.9), ((3, 12), 0.7, 0.8), ((2, 7), 1.6, 0.5), ((5,), 1.0, 1.0), ((4,), 0.5, 1e-6)):
+        logits = torch.randn(*shape, generator=g) * 2
+        want = _nucleus(logits, t, p)
+        got = fn(logits.clone(), t, p)
+        if not _same(got, want):
+            _named(got, {"the temperature divides the logits (T < 1 sharpens): logits / T": _nucleus(logits * t * t, t, p),
+                         "keep the token that crosses top_p too: the nucleus is the smallest set whose probability "
+                         "reaches top_p": _nucleus(logits, t, p, keep_crossing=False),
+                         "the kept probabilities must sum to 1: renormalise after cutting the tail":
+                             _nucleus(logits, t, p, renormalise=False),
+                         "top_p is read on the tempered distribution: apply the temperature first": _nucleus(
+                             torch.log(_nucleus(logits, 1.0, p).clamp_min(1e-300)) / t, 1.0, 1.0 + 1e-9)})
+        _close(got, want, f"logits of shape {shape}, temperature {t:g}, top_p {p:g}")
+
+
+def _surrogate(logp, old, adv, mask, clip, pick=torch.maximum, clipped=True, masked=True):
+    ratio = torch.exp(logp - old)
+    loss = pick(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)) if clipped else -adv * ratio
+    return (loss * mask).sum() / mask.sum() if masked else loss.mean()
+
+
+@_registered("05.clipped_surrogate")
+def _check_clipped_surrogate(fn) -> None:
+    g = _generator()
+    mask = torch.tensor([[1.0] * 6, [1.0] * 4 + [0.0] * 2, [1.0] * 2 + [0.0] * 4])
+    for clip in (0.2, 0.1, 0.3):
+        old = torch.randn(3, 6, generator=g).double() - 2
+        logp = old + torch.randn(3, 6, generator=g).double() * 0.5  # ratios well inside and outside 1 +/- clip
+        adv = torch.randn(3, 6, generator=g).double()
+        want = _surrogate(logp, old, adv, mask, clip)
+        got = fn(logp.clone(), old.clone(), adv.clone(), mask, clip)
+        if not _same(got, want):
+            _named(got, {"the sign: the loss is minus the objective (minimising it must raise ratio x A)":
+                             -want,
+                         "the ratio is not clipped: the surrogate is min(r A, clip(r, 1-eps, 1+eps) A)":
+                             _surrogate(logp, old, adv, mask, clip, clipped=False),
+                         "that is the optimistic bound: PPO takes the smaller objective, min(r A, clip(r) A), i.e. "
+                         "the larger loss": _surrogate(logp, old, adv, mask, clip, pick=torch.minimum),
+                         "padding counted: average over the response tokens (mask == 1) only":
+                             _surrogate(logp, old, adv, mask, clip, masked=False)})
+        _close(got, want, f"clip {clip:g}, advantages of both signs, rows of 6, 4 and 2 response tokens")
+
+
+@_registered("05.k3")
+def _check_k3(fn) -> None:
+    g = _generator()
+    for scale in (0.1, 1.0, 3.0):
+        logp = -torch.rand(4, 7, generator=g).double() * 3
+        ref = logp + torch.randn(4, 7, generator=g).double() * scale
+        log_r = ref - logp
+        want = torch.expm1(log_r) - log_r
+        got = fn(logp.clone(), ref.clone())
+        if not _same(got, want):
+            _named(got, {"that is k1 (log pi - log pi_ref), unbiased but negative on some tokens; k3 is "
+                         "(r - 1) - log r": logp - ref,
+                         "the ratio is upside down: for tokens sampled from pi, r = pi_ref / pi":
+                             torch.expm1(-log_r) + log_r,
+                         "k3 is (r - 1) - log r: without the - 1 it is not 0 when pi = pi_ref": torch.exp(log_r) - log_r})
+        _close(got, want, f"per-token k3 on 4 x 7 tokens, log-ratios of scale {scale:g}")
+    same = torch.full((2, 3), -1.5)
+    _close(fn(same, same.clone()), torch.zeros(2, 3), "k3 when pi = pi_ref (should be 0 on every token)")
+
+
+def _dpo(c, r, rc, rr, beta, scaled=True, ref_sign=1.0):
+    margin = (c - ref_sign * rc) - (r - ref_sign * rr)
+    return -torch.nn.functional.logsigmoid((beta if scaled else 1.0) * margin).mean()
+
+
+@_registered("06.dpo_loss")
+def _check_dpo_loss(fn) -> None:
+    g = _generator()
+    for n, beta, scale in ((6, 0.1, 5.0), (4, 0.5, 10.0), (5, 2.0, 60.0)):  # the last: a stable log-sigmoid
+        c, r, rc, rr = (-torch.rand(n, generator=g).double() * scale * 4 for _ in range(4))
+        want = _dpo(c, r, rc, rr, beta)
+        got = fn(c.clone(), r.clone(), rc.clone(), rr.clone(), beta)
+        if not _same(got, want):
+            _named(got, {"the margin is not scaled: beta multiplies it inside the sigmoid": _dpo(c, r, rc, rr, beta, False),
+                         "the reference is ignored: the implicit reward is beta (log pi - log pi_ref)":
+                             _dpo(c, r, rc, rr, beta, ref_sign=0.0),
+                         "the reference's sign: subtract its log-probabilities from the policy's":
+                             _dpo(c, r, rc, rr, beta, ref_sign=-1.0),
+                         "beta goes inside the sigmoid, not in front of the loss":
+                             beta * _dpo(c, r, rc, rr, beta, False)})
+        _close(got, want, f"dpo_loss on {n} pairs, beta {beta:g}, log-probabilities of scale {scale * 4:g}")
+    c, r, zero = torch.tensor([-500.0, -3.0]), torch.tensor([-2.0, -4.0]), torch.zeros(2)  # a margin of -498
+    _close(fn(c, r, zero, zero.clone(), 1.0), _dpo(c.double(), r.double(), zero, zero, 1.0),
+           "dpo_loss with the chosen answer 498 nats behind (needs a stable log-sigmoid)")
+    same = -torch.rand(3, generator=g).double()
+    _close(fn(same, same.clone(), same.clone(), same.clone(), 0.1), math.log(2),
+           "dpo_loss while the policy is still the reference (should be log 2)")
+
+
+@_registered("07.pass_at_k")
+def _check_pass_at_k(fn) -> None:
+    from ..core.evaluation import pass_at_k
+
+    rng = random.Random()
+    cases = [(10, 3, 1), (10, 3, 4), (16, 1, 8), (8, 6, 4), (8, 0, 3), (5, 5, 5), (300, 2, 150)]
+    n = rng.randrange(20, 60)
+    cases += [(n, rng.randrange(1, n // 2), rng.randrange(2, n // 2))]
+    for n, c, k in cases:
+        want = pass_at_k(n, c, k)
+        got = float(fn(n, c, k))
+        if not _same(got, want):
+            _named(got, {"that is the plug-in 1 - (1 - c/n)^k, biased low: draw k of the n samples without "
+                         "replacement": 1 - (1 - c / n) ** k,
+                         "that is pass@1 whatever k: the chance that k samples hold at least one correct": c / n})
+            raise AssertionError(f"pass@{k} from {n} samples of which {c} correct: got {got:.6g}, expected {want:.6g}"
+                                 + (" (fewer than k samples fail, so every draw holds a correct one)" if n - c < k else ""))
 
 
 class StudentError(Exception):

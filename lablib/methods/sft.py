@@ -13,11 +13,12 @@ the response only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 from datasets import Dataset
 
 from ..core import training
+from ..core.data import user_turn
 from ..core.generation import FORMATS, chat_turn, prompt_text, use_chatml
 
 
@@ -102,6 +103,38 @@ def show_labels(row: dict, tokenizer, tail: int = 14) -> str:
     for pos in range(max(0, len(ids) - tail), len(ids)):
         label = "-100" if labels[pos] == -100 else str(labels[pos])
         lines.append(f"{pos:>8}  {tokenizer.decode([ids[pos]])!r:<16} {label}")
+    return "\n".join(lines)
+
+
+def conversation(examples: Sequence, system: str = "") -> List[dict]:
+    """A multi-turn chat made of ``examples``, one user turn and one assistant answer each, after an optional
+    system prompt."""
+    turns = [{"role": "system", "content": system}] if system else []
+    for e in examples:
+        turns += [{"role": "user", "content": user_turn(e)}, {"role": "assistant", "content": e.output}]
+    return turns
+
+
+def conversation_labels(tokenizer, messages: Sequence[dict]) -> Tuple[list, list]:
+    """(ids, labels) of a whole conversation as assistant-only training sees it (TRL's ``assistant_only_loss``):
+    the chat template marks the assistant's text with ``{% generation %}``, the tokenizer returns that mask, and
+    every other token -- system prompt, user turns, each turn's header -- gets label -100."""
+    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    ids = list(out["input_ids"])
+    return ids, [i if m else -100 for i, m in zip(ids, out["assistant_masks"])]
+
+
+def show_conversation(tokenizer, messages: Sequence[dict]) -> str:
+    """The conversation's tokens in runs of the same fate (masked or trained), each run with its text."""
+    ids, labels = conversation_labels(tokenizer, messages)
+    runs, start = [], 0
+    for pos in range(1, len(ids) + 1):
+        if pos == len(ids) or (labels[pos] == -100) != (labels[start] == -100):
+            runs.append((labels[start] == -100, ids[start:pos]))
+            start = pos
+    lines = [f"{len(ids)} tokens in {len(messages)} messages: {sum(lab != -100 for lab in labels)} trained on"]
+    lines += [f"{'masked ' if masked else 'TRAINED'} {len(part):>3} tokens  {tokenizer.decode(part)!r}" for masked, part in runs]
     return "\n".join(lines)
 
 
