@@ -264,7 +264,6 @@ def read_fingerprint(folder: Path) -> Optional[str]:
 
 # --------------------------------------------------------------------------------------------
 # Planning and running
-# --------------------------------------------------------------------------------------------
 @dataclass
 class Step:
     lab: LabSpec
@@ -405,8 +404,7 @@ def run(keys: Sequence[str] = (), overrides: Sequence[str] = (), root: str | Pat
     labs need run first (unless ``upstream`` is false). Returns one row per lab."""
     overrides = config_mod.absolute_paths(overrides)
     steps = plan(keys, overrides, root, upstream)
-    if claim is not None:  # the cores, once everything has been checked (``lablib.course.cores``)
-        claim()
+    claim and claim()  # take the cores (``lablib.course.cores``) once everything has been checked
     rows = []
     for step in steps:
         name = f"{step.lab.id} {step.lab.name}"
