@@ -139,9 +139,9 @@ def compute_cost(model, tokens: int, seconds: float) -> dict:
     """Training compute by the rule C = 6 N D (Kaplan et al. 2020: about 2 N FLOPs per token forward and 4 N
     backward, attention's share ignored), with N the parameters outside the embeddings (which are looked up, not
     multiplied) and D the tokens trained on; and the FLOP/s this run achieved."""
-    n_all = sum({id(p): p.numel() for p in model.parameters()}.values())
-    n_embed = model.get_input_embeddings().weight.numel()
-    n = n_all - n_embed
+    from .models import count_params
+
+    n = count_params(model)["total"] - model.get_input_embeddings().weight.numel()
     flops = 6 * n * tokens
     return {"non_embedding_params": n, "tokens": tokens, "flops": flops, "seconds": seconds,
             "flops_per_s": flops / seconds if seconds else float("nan")}

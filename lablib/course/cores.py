@@ -23,7 +23,10 @@ def claim(what: str, path: Optional[Path] = None) -> Optional[str]:
     path = Path(path or lock_path())
     if str(path) in _HELD:
         return None
-    handle = open(path, "a+")
+    try:
+        handle = open(path, "a+")
+    except OSError:  # another user's lock file, a read-only /tmp: no claim, and nothing to warn about
+        return None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
