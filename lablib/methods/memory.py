@@ -132,17 +132,30 @@ def lesson(cfg, examples: Sequence, out_dir) -> list:
     return rows
 
 
-def check_order(rows: Sequence[dict], share: float = 0.5) -> None:
-    """The memory lesson, checked: each run (``rows`` in :data:`RUNS` order) peaks below the one before it by at
-    least ``share`` of what the rules predict it saves. The saving, not a ratio, is what the rules predict: on a
-    small model 4-bit saves a few tens of MiB over 8-bit, a small share of either peak. One line naming the pair
-    that broke it."""
+# Run-to-run spread of a training peak on the same machine (the C allocator's per-thread arenas, bitsandbytes'
+# CPU kernels, which differ between CPUs): lab 03's 4-bit peak was seen 0.09 GiB below 8-bit's here and 0.02 GiB
+# above it on another CPU. A saving the rules predict below this is checked on the loaded weights instead.
+NOISE_GB = 0.1
+
+
+def check_order(rows: Sequence[dict], share: float = 0.5, noise_gb: float = NOISE_GB) -> list:
+    """The memory lesson, checked: each run (``rows`` in :data:`RUNS` order) needs less than the one before it by at
+    least ``share`` of what the rules predict it saves. The saving, not a ratio, is what the rules predict. Where
+    the predicted saving is at least ``noise_gb`` the training peaks are compared; below it (4-bit over 8-bit on
+    a small model: a few tens of MiB, inside a peak's run-to-run spread) the resident weights once loaded, which
+    the same rules predict and which do not move between runs. Returns one line per pair saying what was
+    compared; raises with one line naming the pair that broke it."""
+    lines = []
     for bigger, smaller in zip(rows, rows[1:]):
-        saved, predicted = bigger["peak_gb"] - smaller["peak_gb"], bigger["predicted_gb"] - smaller["predicted_gb"]
+        predicted = bigger["predicted_gb"] - smaller["predicted_gb"]
+        key, what = ("peak_gb", "peaked at") if predicted >= noise_gb else ("weights_gb", "holds its weights in")
+        saved = bigger[key] - smaller[key]
+        said = (f"{smaller['run']} {what} {smaller[key]:.3f} GiB, {saved:.3f} GiB below {bigger['run']} "
+                f"({bigger[key]:.3f} GiB); the rules predict it saves {predicted:.3f} GiB")
         if not (saved > 0 and saved >= share * predicted):
-            raise AssertionError(f"{smaller['run']} peaked at {smaller['peak_gb']:.3f} GiB, {saved:.3f} GiB below "
-                                 f"{bigger['run']} ({bigger['peak_gb']:.3f} GiB); the rules predict it saves "
-                                 f"{predicted:.3f} GiB, and at least {share:.0%} of that was expected")
+            raise AssertionError(f"{said}, and at least {share:.0%} of that was expected")
+        lines.append(said)
+    return lines
 
 
 def counts_for(path) -> dict:
