@@ -164,3 +164,24 @@ def test_sft_trains_on_the_demonstration_not_the_reference():
     chat = sft.to_dataset([task], "chatml")[0]["messages"][-1]["content"]
     completion = sft.to_dataset([task], "alpaca")[0]["completion"]
     assert chat == completion == task.response
+
+
+def test_corpus_entropy_is_what_the_generator_draws(monkeypatch):
+    """On a generator shrunk until its documents can be counted (two openers, templates and fillers, one or two
+    sentences, lists of one or two numbers from 1-2: about 14,000 documents), the plug-in entropy of many
+    documents is corpus_nats; any choice left out of the sum (the shelf letter: 2.1 nats, the filler: 0.8, the
+    sentence count: 0.7) would show."""
+    import collections
+    import math
+
+    monkeypatch.setattr(data, "_OPENERS", ["Shelf {s}: {L}.", "Row {s} has {L}."])
+    monkeypatch.setattr(data, "_SENTENCES", ["So {L} sorts to {sort_asc}.", "Max of {L}: {max}."])
+    monkeypatch.setattr(data, "_FILLER", ["Hi.", "Bye."])
+    monkeypatch.setattr(data, "_SENTENCES_PER_DOC", (1, 2))
+    n = 200_000
+    counts = collections.Counter(data.make_corpus(n, seed=1, min_numbers=1, max_numbers=2, max_value=2))
+    plug_in = -sum(c / n * math.log(c / n) for c in counts.values())
+    exact = data.corpus_nats(1, 2, 2)
+    assert exact - 0.1 < plug_in < exact, (plug_in, exact)  # the plug-in is biased low, by about K / 2n = 0.035
+    monkeypatch.setattr(data, "_FILLER_CHANCE", 0.0)
+    assert data.corpus_nats(1, 2, 2) < exact - 0.5  # the filler's choice counted

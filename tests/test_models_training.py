@@ -91,3 +91,21 @@ def test_generation_is_greedy_and_deterministic(smoke, tmp_path):
     tok = smoke[1]
     a = generation.complete(model, tok, ["The largest of"], max_new_tokens=8)
     assert a == generation.complete(model, tok, ["The largest of"], max_new_tokens=8) and len(a[0]) > 0
+
+
+def test_decoding_lesson_measures(smoke):
+    """Lab 01's decoding, KV-cache and compute lessons: what each number means, on a model small enough to time."""
+    cfg, tok, *_ = smoke
+    assert generation.repeated_share([5, 5, 5, 7]) == pytest.approx(2 / 3)  # 2 of 3 tokens repeat the one before
+    assert generation.distinct(["a b a b"], 2) == pytest.approx(2 / 3)  # (a b), (b a), (a b): 2 distinct of 3
+    torch.manual_seed(0)
+    model = models.build_scratch(cfg.model, len(tok), tok)
+    rows = generation.compare_decoding(model, tok, ["Sorted from"], 8, samples=3, seed=0)
+    assert [r["strategy"] for r in rows] == list(generation.STRATEGIES)
+    assert rows == generation.compare_decoding(model, tok, ["Sorted from"], 8, samples=3, seed=0)  # seeded
+    assert all(0 <= r["repeated"] <= 1 and 0 <= r["distinct_2"] <= 1 for r in rows)
+    kv = generation.kv_cache_speedup(model, tok, "Sorted from", new_tokens=8, repeats=1)
+    assert kv["same_output"] and kv["tokens"] == 8 and kv["speedup"] > 0
+    cost = training.compute_cost(model, tokens=1000, seconds=2.0)
+    n = models.count_params(model)["total"] - model.get_input_embeddings().weight.numel()
+    assert cost["non_embedding_params"] == n and cost["flops"] == 6 * n * 1000 and cost["flops_per_s"] == 3 * n * 1000

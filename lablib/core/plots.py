@@ -4,8 +4,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 
-def loss_curves(history: list, baseline: float | None = None, title: str = "Loss"):
-    """Train and validation loss per step, with an optional horizontal baseline."""
+def loss_curves(history: list, baseline: float | None = None, title: str = "Loss", floor: float | None = None):
+    """Train and validation loss per step, with an optional horizontal baseline and entropy floor."""
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     for key, style in (("train_loss", "-"), ("val_loss", "o-")):
         pts = [(r["step"], r[key]) for r in history if key in r]
@@ -13,6 +13,8 @@ def loss_curves(history: list, baseline: float | None = None, title: str = "Loss
             ax.plot(*zip(*pts), style, label=key.replace("_", " "), markersize=4)
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", label="unigram baseline")
+    if floor is not None:
+        ax.axhline(floor, color="black", linestyle=":", label="entropy floor (no model goes below)")
     ax.set(xlabel="step", ylabel="loss (nats/token)", title=title)
     ax.legend()
     fig.tight_layout()
@@ -44,11 +46,19 @@ def bars(values: dict, ylabel: str, title: str):
 
 
 def histogram(values, xlabel: str, title: str, marker: float | None = 0.0):
-    """A histogram, with a vertical line at ``marker`` (e.g. margin 0: right of it the pair is ranked right)."""
+    """A histogram, with a vertical line at ``marker`` (e.g. margin 0: right of it the pair is ranked right);
+    ``values`` a ``{label: values}`` dict draws one per label, over the same bins."""
+    groups = {k: list(v) for k, v in values.items()} if isinstance(values, dict) else {None: list(values)}
+    every = [v for vs in groups.values() for v in vs]
+    lo, hi = (min(every), max(every)) if every else (0.0, 1.0)
+    bins = [lo + (hi - lo) * i / 30 for i in range(31)] if hi > lo else 30
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    ax.hist(list(values), bins=30)
+    for label, vs in groups.items():
+        ax.hist(vs, bins=bins, alpha=0.55 if len(groups) > 1 else 1.0, label=label)
     if marker is not None:
         ax.axvline(marker, color="grey", linestyle="--")
+    if len(groups) > 1:
+        ax.legend()
     ax.set(xlabel=xlabel, ylabel="count", title=title)
     fig.tight_layout()
     return fig

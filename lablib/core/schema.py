@@ -236,6 +236,9 @@ class LeaderboardConf:
     text_docs: int = 100  # fresh plain-text documents for the text NLL
     batch_size: int = 32
     chat: str = "raft"  # the checkpoint the chat helper talks to ("" for none)
+    pass_k: List[str] = field(default_factory=lambda: ["sft", "ppo"])  # sampled for pass@k curves (lab 07, section 4)
+    pass_samples: int = 16  # answers per held-out prompt for pass@k (k = 1 ... pass_samples)
+    pass_temperature: float = 1.0  # the sampling temperature of those answers (the RL labs' rollouts sample at 1)
 
 
 @dataclass

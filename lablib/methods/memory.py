@@ -14,7 +14,8 @@ Rules of thumb (bytes per parameter), computed from a model's own parameter coun
 Measured (:func:`train_peak`): each run trains in a fresh worker process forked from a server that has already
 imported the stack. Its *baseline* is the worker's resident memory once the libraries are imported, before any
 model; the run's peak (``VmHWM``) is reported above that baseline, so it is the model's and the training's own,
-not the Python runtime's and not an earlier run's.
+not the Python runtime's and not an earlier run's. The worker's C allocator is steadied first
+(:func:`lablib.methods.workers.steady_allocator`), so that the peak is live data, not which arena kept what.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from typing import Sequence
 
 import torch
 
-from .workers import isolated, release_freed, reset_peak, rss_field
+from .workers import isolated, release_freed, reset_peak, rss_field, steady_allocator
 
 GB = 1024 ** 3
 
@@ -103,6 +104,7 @@ def train_peak(cfg, base_path, examples: Sequence, spec: str, out_dir) -> dict:
     set_seed(cfg.seed)
     if lora.parse_run(spec)["bits"]:
         import bitsandbytes.nn  # noqa: F401 -- loads it now (lablib defers it), not inside the measurement
+    steady_allocator()
     release_freed()
     baseline = rss_field("VmRSS")
     model, tokenizer, run = lora.prepare(cfg, base_path, spec)
@@ -132,9 +134,10 @@ def lesson(cfg, examples: Sequence, out_dir) -> list:
     return rows
 
 
-# Run-to-run spread of a training peak on the same machine (the C allocator's per-thread arenas, bitsandbytes'
-# CPU kernels, which differ between CPUs): lab 03's 4-bit peak was seen 0.09 GiB below 8-bit's here and 0.02 GiB
-# above it on another CPU. A saving the rules predict below this is checked on the loaded weights instead.
+# What a training peak cannot resolve between machines: with the steady allocator a peak repeats to a few MiB on
+# one machine, but kernels differ between CPUs (bitsandbytes' int8 matmul takes torch._int_mm only with AVX-512;
+# CI's CPU saw lab 03's 4-bit peak 0.02 GiB above 8-bit's, before the allocator was steadied). A saving the
+# rules predict below this is checked on the loaded weights instead.
 NOISE_GB = 0.1
 
 

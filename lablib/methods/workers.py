@@ -25,6 +25,21 @@ def release_freed() -> None:
         pass
 
 
+def steady_allocator() -> None:
+    """Make resident memory follow live data (glibc ``mallopt``): one allocator arena for every thread, and blocks
+    of 1 MiB or more mapped from the system and handed back when freed, with no dynamic threshold. Without it a
+    training peak depends on which thread freed which tensor into which arena: lab 03's 8-bit peak ranged 0.48 to
+    0.61 GiB over six runs; with it, 0.457 to 0.462 over four."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, 1)  # M_ARENA_MAX
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (setting it also ends its dynamic adjustment)
+    except (OSError, AttributeError):
+        pass
+
+
 def reset_peak() -> None:
     try:
         Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the current size
