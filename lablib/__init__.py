@@ -5,7 +5,8 @@
   checkpoints are ranked), ``data`` (the embedded tasks and corpus), ``files`` (reading a user's files),
   ``tokenization``, ``models``, ``generation``, ``evaluation``, ``training`` (every stage's trainer) and ``plots``.
 * ``lablib.methods`` -- the methods the course teaches: ``sft``, ``lora`` and ``memory``, ``reward``, ``ppo`` (ours),
-  ``grpo`` and ``dpo`` (TRL's), ``rl_setting`` (what the RL labs share), ``raft``, ``overoptimisation`` and
+  ``grpo`` and ``dpo`` (TRL's), ``rlvr`` (GRPO on a verifiable reward), ``rl_setting`` (what the RL labs share),
+  ``raft``, ``overoptimisation`` and
   ``leaderboard``. They import the core only.
 * ``lablib.course`` -- the machinery that runs the course: ``running`` (the manifest and the papermill runner),
   ``session`` (what a lab's first cell calls), ``batch``, ``goldens``, ``book``, ``cli`` (the ``lab`` command), ``cores``
@@ -124,7 +125,7 @@ from .course.session import start  # noqa: E402
 # short name -> layer: ``from lablib import sft`` is ``lablib.methods.sft``
 MODULES = {**dict.fromkeys(("schema", "config", "domain", "data", "files", "tokenization", "models", "generation",
                             "evaluation", "training", "plots"), "core"),
-           **dict.fromkeys(("sft", "lora", "memory", "reward", "ppo", "grpo", "dpo", "rl_setting", "raft",
+           **dict.fromkeys(("sft", "lora", "memory", "reward", "ppo", "grpo", "rlvr", "dpo", "rl_setting", "raft",
                             "overoptimisation", "leaderboard"), "methods"),
            **dict.fromkeys(("running", "session", "batch", "goldens", "book", "cli", "launch", "cores", "chat"),
                            "course"),

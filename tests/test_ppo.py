@@ -243,3 +243,14 @@ def test_a_lora_policy_trains_only_the_adapter_and_merges_for_saving():
     assert not torch.allclose(ro["logp"] * ro["mask"], ro["ref_logp"] * ro["mask"])  # and the adapter moved it
     merged = rl_setting.for_saving(policy)
     assert not hasattr(merged, "peft_config") and type(merged).__name__ == "LlamaForCausalLM"
+
+
+def test_rlvr_rewards_correctness_alone_and_finds_where_the_curves_meet():
+    from lablib import data, rlvr
+
+    ex = data.make_tasks(3, seed=0, kinds=["max"])
+    right = [e.output for e in ex]
+    assert rlvr.correct_reward(ex, [right[0], right[1] + "\nI hope this helps!", "nonsense"]) == [1.0, 1.0, 0.0]
+    before, after = {1: 0.5, 2: 0.7, 4: 0.9}, {1: 0.7, 2: 0.8, 4: 0.85}
+    assert rlvr.meeting_point(before, after) == 4  # the base reaches the RL policy at k = 4
+    assert rlvr.meeting_point(before, {1: 0.6, 2: 0.8, 4: 0.95}) is None  # RL stays above at every k

@@ -205,6 +205,18 @@ class GRPOConf:
 
 
 @dataclass
+class RLVRConf:
+    """RL with verifiable rewards (lablib.rlvr, lab 05): GRPO on the gold checker's correctness verdict, with
+    ``grpo``'s group size and beta; held-out pass@k of sampled answers before and after."""
+    steps: int = 0  # GRPO steps per seed (0: skip)
+    seeds: List[int] = field(default_factory=lambda: [0, 1])
+    lr: float = 3.0e-4  # GRPO's learning rate here (grpo.lr is lab 05's GRPO section's)
+    samples: int = 64  # sampled answers per held-out prompt: pass@k for k = 1 ... samples
+    temperature: float = 1.0
+    batch_size: int = 128  # prompts per generation batch while sampling them
+
+
+@dataclass
 class RAFTConf:
     iterations: int = 8
     batch_size: int = 64  # prompts per iteration (b)
@@ -265,6 +277,7 @@ class LabConfig:
     ppo: PPOConf = field(default_factory=PPOConf)
     rl: RLConf = field(default_factory=RLConf)
     grpo: GRPOConf = field(default_factory=GRPOConf)
+    rlvr: RLVRConf = field(default_factory=RLVRConf)
     raft: RAFTConf = field(default_factory=RAFTConf)
     dpo: DPOConf = field(default_factory=DPOConf)
     leaderboard: LeaderboardConf = field(default_factory=LeaderboardConf)

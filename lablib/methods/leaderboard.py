@@ -172,16 +172,23 @@ def build(checkpoints: Sequence[Checkpoint], examples: Sequence, prompts: Sequen
 
 def pass_curve(checkpoint: Checkpoint, examples: Sequence, prompts: Sequence[str], samples: int, temperature: float,
                max_new_tokens: int, batch_size: int, seed: int) -> dict:
+    """:func:`sampled_pass_curve` of a saved checkpoint."""
+    model, tokenizer = load(checkpoint)
+    return sampled_pass_curve(model, tokenizer, examples, prompts, samples, temperature, max_new_tokens, batch_size,
+                              seed, checkpoint.label)
+
+
+def sampled_pass_curve(model, tokenizer, examples: Sequence, prompts: Sequence[str], samples: int, temperature: float,
+                       max_new_tokens: int, batch_size: int, seed: int, label: str) -> dict:
     """``samples`` answers to each prompt at ``temperature``, each checked (``correct``: the answer's first line is
     the reference); the unbiased pass@k for k = 1 ... ``samples`` (:func:`lablib.evaluation.pass_at_k`), and the
     share of prompts never answered right (no k reaches them)."""
-    model, tokenizer = load(checkpoint)
     torch.manual_seed(seed)
     many = [p for p in prompts for _ in range(samples)]
     responses = generation.generate_batch(model, tokenizer, many, max_new_tokens, generation.stop_ids(tokenizer),
                                           batch_size=batch_size, temperature=temperature)
     outcomes = [[e.correct(r) for r in responses[i * samples:(i + 1) * samples]] for i, e in enumerate(examples)]
-    return {"checkpoint": checkpoint.label, "samples": samples, "prompts": len(examples),
+    return {"checkpoint": label, "samples": samples, "prompts": len(examples),
             "curve": evaluation.pass_at_k_curve(outcomes, range(1, samples + 1)),
             "never": sum(not any(o) for o in outcomes) / len(outcomes)}
 
