@@ -66,6 +66,7 @@ _SENTENCES = [
 ]
 _FILLER = ["I hope this helps!", "Let me know if you need anything else.", "That was a fun one to work out.",
            "Numbers can be tricky, so double-check it.", "Here is my answer, as requested."]
+_SHELVES = "ABCDEFGH"  # the openers' {s}
 _SENTENCES_PER_DOC = (2, 4)  # after the opener, uniformly
 _FILLER_CHANCE = 0.3
 _OPENERS = [
@@ -103,7 +104,7 @@ def make_corpus(n_docs: int, seed: int, min_numbers: int = 3, max_numbers: int =
     rng, exclude = random.Random(f"corpus-{seed}"), set(exclude)
     docs = []
     for _ in range(n_docs):
-        sentences = [rng.choice(_OPENERS).format(s=rng.choice("ABCDEFGH"),
+        sentences = [rng.choice(_OPENERS).format(s=rng.choice(_SHELVES),
                                                  L=_fmt(random_list(rng, min_numbers, max_numbers, max_value)))]
         for _ in range(rng.randint(*_SENTENCES_PER_DOC)):
             while True:
@@ -129,7 +130,7 @@ def corpus_nats(min_numbers: int = 3, max_numbers: int = 4, max_value: int = 9) 
     numbers = sum(math.log(math.perm(max_value, n)) if n <= max_value else n * math.log(max_value)
                   for n in lengths) / len(lengths)
     a_list = math.log(len(lengths)) + numbers
-    letters = sum(math.log(8) if "{s}" in o else 0.0 for o in _OPENERS) / len(_OPENERS)
+    letters = sum(math.log(len(_SHELVES)) if "{s}" in o else 0.0 for o in _OPENERS) / len(_OPENERS)
     sentences = range(_SENTENCES_PER_DOC[0], _SENTENCES_PER_DOC[1] + 1)
     p = _FILLER_CHANCE
     filler = -sum(q * math.log(q) for q in (p, 1 - p) if q > 0) + p * math.log(len(_FILLER))
