@@ -254,3 +254,92 @@ def test_rlvr_rewards_correctness_alone_and_finds_where_the_curves_meet():
     before, after = {1: 0.5, 2: 0.7, 4: 0.9}, {1: 0.7, 2: 0.8, 4: 0.85}
     assert rlvr.meeting_point(before, after) == 4  # the base reaches the RL policy at k = 4
     assert rlvr.meeting_point(before, {1: 0.6, 2: 0.8, 4: 0.95}) is None  # RL stays above at every k
+
+
+# --------------------------------------------------------------------------------------------
+# PPO-ptx, a step taken apart, and RLOO
+# --------------------------------------------------------------------------------------------
+PTX_TEXTS = ["a b c d", "d c b a", "a a b b", "c d c d"]
+
+
+def test_lm_loss_is_the_mean_next_token_nll_of_the_texts():
+    policy, tok = toy_policy(), toy_tokenizer()
+    ids = tok(["a b c d"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(policy(input_ids=ids).logits[0], -1)
+        by_hand = -sum(logp[t, ids[0, t + 1]].item() for t in range(ids.shape[1] - 1)) / (ids.shape[1] - 1)
+        assert ppo.lm_loss(policy, tok, ["a b c d"], 16).item() == pytest.approx(by_hand, rel=1e-5)
+        # padding joins no loss: a short text beside a long one counts its own tokens only
+        both = ppo.lm_loss(policy, tok, ["a b c d", "a b"], 16).item()
+        assert both != pytest.approx(by_hand, rel=1e-3)
+        assert ppo.lm_loss(policy, tok, ["a b c d"], 2).item() != pytest.approx(by_hand, rel=1e-3)  # cut at 2 tokens
+
+
+def test_ptx_without_texts_fails_before_any_work():
+    with pytest.raises(ValueError, match="ptx_coef=1.0 .* no ptx_texts"):
+        toy_ppo(ptx_coef=1.0)
+
+
+def test_ppo_ptx_keeps_the_policy_closer_to_the_pretraining_text_than_plain_ppo():
+    tok = toy_tokenizer()
+    losses = {}
+    for coef in (0.0, 5.0):
+        policy = toy_policy()
+        trainer = ppo.PPO(policy, tok, lambda ex, texts: share_of_b(texts), lambda e: e,
+                          ppo_cfg(ptx_coef=coef, ptx_batch_size=2), stop_ids=[1], seed=0,
+                          ptx_texts=PTX_TEXTS if coef else ())
+        for _ in range(3):
+            stats = trainer.step(["a c"] * 32)
+        assert ("ptx_loss" in stats) == bool(coef)
+        with torch.no_grad():
+            losses[coef] = ppo.lm_loss(policy, tok, PTX_TEXTS, 16).item()
+    assert losses[5.0] < losses[0.0] - 0.05, losses
+
+
+def test_ppo_ptx_draws_its_own_batches_so_the_prompt_batches_are_plain_ppos():
+    plain = toy_ppo()
+    mixed = ppo.PPO(toy_policy(), toy_tokenizer(), lambda ex, texts: share_of_b(texts), lambda e: e,
+                    ppo_cfg(ptx_coef=1.0, batch_size=4, minibatch_size=4), stop_ids=[1], seed=0, ptx_texts=PTX_TEXTS)
+    prompts = [f"a {w}" for w in "abcd" * 4]
+    assert [plain.rng.sample(prompts, 4) for _ in range(3)] == [mixed.rng.sample(prompts, 4) for _ in range(3)]
+
+
+def test_explain_takes_a_rollout_apart_as_the_step_credits_it():
+    trainer = toy_ppo()
+    seen = trainer.explain(["a c"] * 6)
+    assert len(seen["tokens"]) == len(seen["kl"]) == len(seen["advantage"]) == 6
+    for toks, kl, reward, score, adv, value in zip(seen["tokens"], seen["kl"], seen["reward"], seen["scores"],
+                                                   seen["advantage"], seen["value"]):
+        assert len(toks) == len(kl) == len(reward) == len(adv) >= 1
+        assert all(k == 0.0 for k in kl)  # the policy is still its reference
+        assert reward[-1] == pytest.approx(score) and all(r == 0.0 for r in reward[:-1])
+        # gamma 1, a zero value head: every token's advantage is the return still to come (lambda-discounted)
+        assert value == [0.0] * len(toks)
+        lam = trainer.cfg.lam
+        assert adv == pytest.approx([score * lam ** (len(toks) - 1 - t) for t in range(len(toks))], abs=1e-6)
+
+
+def test_a_group_trainer_other_than_grpo_and_rloo_is_named():
+    from lablib import grpo
+
+    with pytest.raises(ValueError, match="method='ppo': expected 'grpo' or 'rloo'"):
+        grpo.grpo(None, None, [], None, None, "/tmp/x", 1, [], method="ppo")
+
+
+@pytest.mark.parametrize("override, key", [("rl.ptx_coef=0", "rl.ptx_coef"), ("ppo.ptx_coef=-1", "ppo.ptx_coef"),
+                                           ("ppo.ptx_batch_size=0", "ppo.ptx_batch_size"),
+                                           ("ppo.ptx_tokens=1", "ppo.ptx_tokens")])
+def test_bad_ptx_config_names_the_key(override, key):
+    with pytest.raises(config.ConfigError, match=rf"^{key}="):
+        config.load("lab05", ["profile=smoke", override])
+
+
+def test_ppo_ptx_trains_on_lab_01s_documents_never_on_lab_07s():
+    from lablib import domain, leaderboard
+
+    lab05, lab01, lab07 = (config.load(name, ["profile=smoke"]) for name in ("lab05", "lab01", "lab07"))
+    pretraining = rl_setting.pretraining_texts(lab05)
+    assert pretraining == domain.corpus(lab01)[0]  # lab 01's own training documents
+    scored = leaderboard.plain_texts(lab07)
+    assert scored == leaderboard.plain_texts(lab05)  # lab 05 scores forgetting on lab 07's documents
+    assert not set(scored) & set(pretraining)

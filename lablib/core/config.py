@@ -217,6 +217,10 @@ def _check(cfg: DictConfig) -> None:
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
     need(cfg.rl.best_of_n >= 0 and not cfg.rl.best_of_n & (cfg.rl.best_of_n - 1), "rl.best_of_n",
          "must be 0 (skip) or a power of two")
+    need(cfg.ppo.ptx_coef >= 0, "ppo.ptx_coef", "must be >= 0 (0: plain PPO)")
+    need(cfg.rl.ptx_coef > 0, "rl.ptx_coef", "must be > 0 (gamma of lab 05's PPO-ptx run)")
+    need(cfg.ppo.ptx_batch_size >= 1, "ppo.ptx_batch_size", "must be >= 1")
+    need(cfg.ppo.ptx_tokens >= 2, "ppo.ptx_tokens", "must be >= 2 (a next-token loss needs two tokens)")
     need(cfg.raft.k >= 1, "raft.k", "must be >= 1 (samples per prompt)")
     need(cfg.raft.mode in ("per_prompt", "global"), "raft.mode", "must be per_prompt or global")
     need(cfg.raft.temperature > 0, "raft.temperature", "must be > 0 (RAFT ranks samples)")

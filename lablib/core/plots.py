@@ -110,6 +110,31 @@ def panels(rows: list, label: str, keys, title: str):
     return fig
 
 
+def token_heatmap(tokens: list, values: dict, title: str):
+    """One heat map per key of ``values`` (``{name: rows of per-token numbers}``), a row per response and a cell per
+    token, each cell labelled with its token (``tokens``: one list of strings per row). Diverging colours centred
+    on 0, so a sign reads at a glance."""
+    import numpy as np
+
+    width = max(len(t) for t in tokens)
+    fig, axes = plt.subplots(len(values), 1, figsize=(min(0.55 * width + 2.0, 16), 0.42 * len(tokens) * len(values) + 1.2),
+                             squeeze=False)
+    for ax, (name, rows) in zip(axes[:, 0], values.items()):
+        grid = np.full((len(tokens), width), np.nan)
+        for i, (toks, row) in enumerate(zip(tokens, rows)):
+            grid[i, :len(toks)] = list(row)[:len(toks)]
+        limit = float(np.nanmax(np.abs(grid))) or 1.0
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto")
+        for i, toks in enumerate(tokens):
+            for j, tok in enumerate(toks):
+                ax.text(j, i, tok.replace("\n", "\\n")[:6], ha="center", va="center", fontsize=6.5)
+        ax.set(title=name, yticks=range(len(tokens)), xlabel="response token")
+        fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------------
 # Diagrams: the course's machinery drawn once (boxes at (x, y) in a 10 x 4 frame, arrows between them)
 # --------------------------------------------------------------------------------------------

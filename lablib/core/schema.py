@@ -173,6 +173,10 @@ class PPOConf:
     temperature: float = 1.0
     max_new_tokens: int = 24
     lora: bool = False  # train a LoRA adapter (cfg.lora) on the policy; the reference is the adapter switched off
+    # PPO-ptx (InstructGPT): gamma times the next-token loss of a batch of pretraining text joins every update (0: off)
+    ptx_coef: float = 0.0
+    ptx_batch_size: int = 4  # pretraining documents per update ...
+    ptx_tokens: int = 128  # ... each cut to this many tokens
     seeds: List[int] = field(default_factory=lambda: [0, 1])  # seeds of the main run (mean and spread reported)
     # Lab 05's check: the mean held-out RM gain over seeds must exceed this; null where a profile is too small
     # for the gain to be measurable (the lab then checks that PPO ran every step within its KL bound).
@@ -191,6 +195,7 @@ class RLConf:
     weak_lr: float = 1.0e-4
     weak_epochs: int = 4
     weak_steps: int = 0  # ... for this many steps (0: skip)
+    ptx_coef: float = 1.0  # lab 05's PPO-ptx run: its ppo.ptx_coef (gamma), one run on lab 01's documents
 
 
 @dataclass
@@ -243,7 +248,7 @@ class DPOConf:
 class LeaderboardConf:
     # What lab 07 ranks: its inputs by name, smollm2 (shipped, offline), or NAME=PATH (any saved model folder)
     checkpoints: List[str] = field(default_factory=lambda: ["smollm2", "pretrained", "sft", "lora", "qlora", "ppo",
-                                                            "raft", "dpo", "grpo"])
+                                                            "ppo_ptx", "raft", "dpo", "grpo"])
     int8: List[str] = field(default_factory=lambda: ["sft"])  # also scored with 8-bit weights (bitsandbytes)
     text_docs: int = 100  # fresh plain-text documents for the text NLL
     batch_size: int = 32

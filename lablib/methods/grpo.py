@@ -1,8 +1,11 @@
-"""GRPO (Shao et al., 2024), as TRL maintains it: PPO's sibling with no value head.
+"""GRPO (Shao et al., 2024) and RLOO (Ahmadian et al., 2024), as TRL maintains them: PPO's siblings with no
+value head.
 
-Each prompt gets ``cfg.grpo.generations`` samples; a sample's advantage is its reward minus its group's mean
-(scaled by the group's spread), and a KL term keeps the policy near the reference. The labs run it on the same
-prompts, rewards and held-out evaluation as our PPO (``lablib.rl_setting``), beside DPO (``lablib.dpo``).
+Each prompt gets ``cfg.grpo.generations`` samples, and a sample's advantage is its reward against the others of
+its prompt. GRPO subtracts the group's mean and divides by its spread; RLOO subtracts the mean of the *other*
+samples (leave one out, so a sample is never its own baseline) and does not divide. A KL term keeps the policy
+near the reference. The labs run both on the same prompts, rewards and held-out evaluation as our PPO
+(``lablib.rl_setting``), beside DPO (``lablib.dpo``).
 """
 from __future__ import annotations
 
@@ -13,13 +16,17 @@ from ..core.config import with_changes
 
 
 def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_dir, steps: int,
-         stop_ids: Sequence[int]) -> dict:
-    """Train ``policy`` in place with TRL's ``GRPOTrainer``: ``cfg.grpo.generations`` samples per prompt,
-    each scored by ``reward_fn(examples, responses)`` and compared with its group's mean (no value head).
-    Uses ``cfg.grpo``'s learning rate and beta, and ``cfg.ppo``'s batch size (in samples), temperature and
-    response length."""
+         stop_ids: Sequence[int], method: str = "grpo") -> dict:
+    """Train ``policy`` in place with TRL's ``GRPOTrainer`` (or, with ``method="rloo"``, its ``RLOOTrainer``):
+    ``cfg.grpo.generations`` samples per prompt, each scored by ``reward_fn(examples, responses)`` and compared
+    with the others of its prompt (no value head). Uses ``cfg.grpo``'s learning rate and beta, and ``cfg.ppo``'s
+    batch size (in samples), temperature and response length."""
+    import trl
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+
+    if method not in ("grpo", "rloo"):
+        raise ValueError(f"method={method!r}: expected 'grpo' or 'rloo'")
+    Trainer, Config = {"grpo": (trl.GRPOTrainer, trl.GRPOConfig), "rloo": (trl.RLOOTrainer, trl.RLOOConfig)}[method]
 
     dataset = Dataset.from_list([{"prompt": [generation.chat_turn(e)], "idx": i} for i, e in enumerate(examples)])
 
@@ -30,7 +37,7 @@ def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_di
     policy.generation_config.eos_token_id = list(stop_ids)  # GRPO masks completions after these
     train_cfg = with_changes(cfg.train, max_steps=steps, batch_size=cfg.ppo.batch_size, lr=cfg.grpo.lr,
                              warmup_steps=0, eval_every=10 ** 6)
-    trainer = training.build(GRPOTrainer, GRPOConfig, train_cfg, cfg.seed, out_dir, args=dict(
+    trainer = training.build(Trainer, Config, train_cfg, cfg.seed, out_dir, args=dict(
         eval_strategy="no", logging_steps=1, lr_scheduler_type="constant", lr_scheduler_kwargs=None,
         num_generations=cfg.grpo.generations, max_completion_length=cfg.ppo.max_new_tokens,
         beta=cfg.grpo.beta, temperature=cfg.ppo.temperature, top_k=0, gradient_checkpointing=False),
@@ -40,7 +47,7 @@ def grpo(policy, tokenizer, examples: Sequence, reward_fn: Callable, cfg, out_di
 
 
 def grpo_row(entry: dict):
-    """A row of GRPO's history: mean reward of the step's samples, KL to the reference, completion length."""
+    """A row of GRPO's (or RLOO's) history: mean reward of the step's samples, KL to the reference, completion length."""
     if "reward" not in entry:
         return None
     return {"step": entry["step"], "reward": entry["reward"], "kl": entry.get("kl", 0.0),

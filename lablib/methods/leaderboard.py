@@ -40,6 +40,18 @@ class Checkpoint:
         return f"{self.name} (8-bit)" if self.bits else self.name
 
 
+TEXT_SEED_OFFSET = 1000  # lab 07's plain texts are drawn with seed + this, a seed no lab trains on
+
+
+def plain_texts(cfg) -> List[str]:
+    """The numbers track's plain-text documents for the forgetting column (``text_nll``): ``leaderboard.text_docs``
+    fresh documents from lab 01's generator, drawn with a seed no lab trains on (lab 05's PPO-ptx mixes in lab 01's
+    own training documents, never these)."""
+    from ..core import data
+
+    return data.make_corpus(cfg.leaderboard.text_docs, seed=cfg.seed + TEXT_SEED_OFFSET)
+
+
 def origin(checkpoint) -> str:
     """What a checkpoint is, where the lab that saved it said so (lab 03's adapters: which run, and why)."""
     import json

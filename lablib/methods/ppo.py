@@ -8,7 +8,9 @@ One PPO step, as in InstructGPT and StackLLaMA:
    with the RM score added at the last token.
 3. **Advantages**: a value head on the policy's last hidden state estimates the return from each token;
    generalised advantage estimation (GAE) turns rewards and values into advantages.
-4. **Update**: a few epochs of minibatch steps on the clipped policy loss plus a clipped value loss.
+4. **Update**: a few epochs of minibatch steps on the clipped policy loss plus a clipped value loss -- and,
+   for PPO-ptx (InstructGPT, Ouyang et al. 2022), ``ppo.ptx_coef`` times the next-token loss of a batch of
+   pretraining documents, so the policy keeps the language it learned before.
 
 An adaptive controller (Ziegler et al., 2019) can steer ``beta`` so the KL stays near a target. A step that
 produces NaN rewards or a KL beyond ``ppo.kl_stop`` stops training and restores the last good weights.
@@ -104,6 +106,16 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
 
 
+def lm_loss(model, tokenizer, texts: Sequence[str], max_tokens: int) -> torch.Tensor:
+    """The mean next-token NLL of ``texts``, each cut to ``max_tokens`` tokens: pretraining's loss, which PPO-ptx
+    mixes into the RL update."""
+    with padding_side(tokenizer, "right"):
+        enc = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=max_tokens,
+                        add_special_tokens=False)
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=labels).loss
+
+
 class KLController:
     """Fixed ``beta``, or adaptive (Ziegler et al. 2019): beta *= 1 + clip(KL/target - 1, +-0.2) * n/horizon."""
 
@@ -131,15 +143,20 @@ class PPO:
     renders an example as the prompt text. ``metrics`` maps names to functions of the same signature as
     ``reward_fn``, logged per step (e.g. the gold reward). ``ref`` is the frozen reference: a copy of the
     policy by default, or -- for a PEFT (LoRA) policy -- the same model with its adapter switched off.
+    ``ptx_texts`` are the pretraining documents PPO-ptx draws from (needed when ``ppo_cfg.ptx_coef`` > 0).
     """
 
     def __init__(self, policy, tokenizer, reward_fn: Callable, prompt_fn: Callable, ppo_cfg, stop_ids,
-                 ref=None, metrics: dict | None = None, seed: int = 0):
+                 ref=None, metrics: dict | None = None, seed: int = 0, ptx_texts: Sequence[str] = ()):
         self.policy, self.tokenizer, self.cfg = policy, tokenizer, ppo_cfg
         self.reward_fn, self.prompt_fn, self.metrics = reward_fn, prompt_fn, dict(metrics or {})
         self.stop_ids = list(stop_ids)
+        self.ptx_texts = list(ptx_texts)
+        if ppo_cfg.ptx_coef > 0 and not self.ptx_texts:
+            raise ValueError(f"ppo.ptx_coef={ppo_cfg.ptx_coef} mixes in pretraining text, but no ptx_texts were given")
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
+        self.ptx_rng = random.Random(f"ptx-{seed}")  # its own draws: the prompt batches are plain PPO's
         self.lora = _is_peft(policy)
         if ref is None and not self.lora:
             ref = copy.deepcopy(policy)
@@ -209,6 +226,31 @@ class PPO:
         return {"ids": ids, "attention": attention, "n_prompt": n_prompt, "mask": mask, "texts": texts,
                 "logp": logp, "values": values, "ref_logp": ref_logp}
 
+    def _credit(self, ro: dict, scores: torch.Tensor):
+        """Per response token: the KL estimate, the reward (KL penalty, plus the score at the end), GAE's
+        advantage and the return."""
+        mask = ro["mask"]
+        rewards = token_rewards(scores, ro["logp"], ro["ref_logp"], mask, self.kl_ctl.value)
+        advantages, returns = gae(rewards, ro["values"], mask, self.cfg.gamma, self.cfg.lam)
+        return kl_estimate(ro["logp"], ro["ref_logp"]) * mask, rewards, advantages, returns
+
+    def explain(self, examples: Sequence) -> dict:
+        """A rollout of ``examples`` taken apart token by token, as a step sees it before its update: each
+        response's tokens (decoded), and per token the KL estimate, the reward, the value and the advantage
+        (before whitening). The lab draws them as heat maps."""
+        ro = self.rollout(examples)
+        scores = torch.tensor(self.reward_fn(examples, ro["texts"]), dtype=torch.float32)
+        kl, rewards, advantages, _ = self._credit(ro, scores)
+        lengths = ro["mask"].sum(1).long().tolist()
+        response = ro["ids"][:, ro["n_prompt"]:]
+
+        def cut(x):
+            return [row[:n].tolist() for row, n in zip(x, lengths)]
+
+        return {"tokens": [[self.tokenizer.decode([int(t)]) for t in row[:n]] for row, n in zip(response, lengths)],
+                "texts": ro["texts"], "scores": scores.tolist(), "kl": cut(kl), "reward": cut(rewards),
+                "value": cut(ro["values"] * ro["mask"]), "advantage": cut(advantages)}
+
     def step(self, examples: Sequence) -> dict:
         """One PPO step on a batch of examples; returns the step's statistics."""
         start = time.perf_counter()
@@ -218,14 +260,12 @@ class PPO:
             bad = int((~torch.isfinite(scores)).nonzero()[0])
             raise PPOStop(f"the reward model returned {scores[bad].item()} for response {ro['texts'][bad]!r}")
         mask, beta = ro["mask"], self.kl_ctl.value
-        kl_tokens = kl_estimate(ro["logp"], ro["ref_logp"]) * mask
-        rewards = token_rewards(scores, ro["logp"], ro["ref_logp"], mask, beta)
-        advantages, returns = gae(rewards, ro["values"], mask, self.cfg.gamma, self.cfg.lam)
+        kl_tokens, rewards, advantages, returns = self._credit(ro, scores)
         advantages = whiten(advantages, mask)
 
         self.policy.eval()  # no dropout: the log-probs must match the rollout's
         n = len(examples)
-        stats = {"policy_loss": 0.0, "value_loss": 0.0, "clip_frac": 0.0}
+        stats = {"policy_loss": 0.0, "value_loss": 0.0, "clip_frac": 0.0, **({"ptx_loss": 0.0} if self.ptx_texts else {})}
         updates = 0
         for _ in range(self.cfg.epochs):
             order = torch.randperm(n)
@@ -235,6 +275,11 @@ class PPO:
                 pg, clip_frac = policy_loss(logp, ro["logp"][idx], advantages[idx], mask[idx], self.cfg.clip)
                 vf = value_loss(values, ro["values"][idx], returns[idx], mask[idx], self.cfg.clip_value)
                 loss = pg + self.cfg.vf_coef * vf
+                if self.ptx_texts:
+                    ptx = lm_loss(self.policy, self.tokenizer, self.ptx_rng.sample(self.ptx_texts, self.cfg.ptx_batch_size),
+                                  self.cfg.ptx_tokens)
+                    loss = loss + self.cfg.ptx_coef * ptx
+                    stats["ptx_loss"] += ptx.item()
                 if not torch.isfinite(loss):
                     raise PPOStop(f"the PPO loss became {loss.item()}")
                 self.optimizer.zero_grad()

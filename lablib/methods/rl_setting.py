@@ -148,20 +148,36 @@ class Setting:
         return {"gold": self.gold_reward} if self.gold else {}
 
     def ppo(self, model, ppo_cfg=None, seed: int | None = None) -> PPO:
-        """A PPO trainer for ``model`` against the RM, logging :attr:`metrics` per step."""
-        return PPO(model, self.tokenizer, self.rm_reward, self.prompt, ppo_cfg or self.cfg.ppo, self.stops,
-                   metrics=self.metrics, seed=self.cfg.seed if seed is None else seed)
+        """A PPO trainer for ``model`` against the RM, logging :attr:`metrics` per step; with ``ppo_cfg.ptx_coef``
+        > 0, PPO-ptx on lab 01's training documents (:func:`pretraining_texts`)."""
+        ppo_cfg = ppo_cfg or self.cfg.ppo
+        return PPO(model, self.tokenizer, self.rm_reward, self.prompt, ppo_cfg, self.stops, metrics=self.metrics,
+                   seed=self.cfg.seed if seed is None else seed,
+                   ptx_texts=pretraining_texts(self.cfg) if ppo_cfg.ptx_coef > 0 else ())
 
 
-def ppo_runs(rl: Setting, seeds: Sequence[int]) -> dict:
-    """Lab 05's main runs: for each seed, PPO from a fresh SFT policy on the training prompts for ``ppo.steps``,
-    then the held-out evaluation. ``{seed: {"model", "history", "after", "stopped"}}``."""
+def pretraining_texts(cfg) -> list:
+    """What PPO-ptx keeps the policy able to predict: lab 01's training documents (the domain's corpus)."""
+    from ..core import domain
+
+    corpus = domain.corpus(cfg)
+    if corpus is None:
+        raise ValueError("ppo.ptx_coef > 0 mixes in the pretraining loss, but this domain has no corpus "
+                         "(domain.corpus): set ppo.ptx_coef=0")
+    return corpus[0]
+
+
+def ppo_runs(rl: Setting, seeds: Sequence[int], ppo_cfg=None) -> dict:
+    """Lab 05's main runs: for each seed, PPO (``ppo_cfg``, default ``cfg.ppo``) from a fresh SFT policy on the
+    training prompts for ``ppo.steps``, then the held-out evaluation. ``{seed: {"model", "trainer", "history",
+    "after", "stopped"}}``."""
     runs = {}
     for seed in seeds:
         model = load_policy(rl.cfg)  # the SFT model, with a LoRA adapter if ppo.lora=true
-        trainer = rl.ppo(model, seed=seed)
+        trainer = rl.ppo(model, ppo_cfg, seed=seed)
         history = trainer.train(rl.train, rl.cfg.ppo.steps, progress=rl.cfg.train.progress)
-        runs[seed] = {"model": model, "history": history, "after": rl.evaluate(model), "stopped": trainer.stopped}
+        runs[seed] = {"model": model, "trainer": trainer, "history": history, "after": rl.evaluate(model),
+                      "stopped": trainer.stopped}
     return runs
 
 
