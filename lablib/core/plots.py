@@ -110,6 +110,13 @@ def panels(rows: list, label: str, keys, title: str):
     return fig
 
 
+def _cell_label(token: str) -> str:
+    """A token as a heat-map cell shows it: a special token by its name, spaces as dots, a newline as \\n."""
+    if token.startswith("<|") and token.endswith("|>"):
+        token = token[2:-2]
+    return token.replace(" ", "·").replace("\n", "\\n")[:6]
+
+
 def token_heatmap(tokens: list, values: dict, title: str):
     """One heat map per key of ``values`` (``{name: rows of per-token numbers}``), a row per response and a cell per
     token, each cell labelled with its token (``tokens``: one list of strings per row). Diverging colours centred
@@ -127,7 +134,7 @@ def token_heatmap(tokens: list, values: dict, title: str):
         image = ax.imshow(np.ma.masked_invalid(grid), cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto")
         for i, toks in enumerate(tokens):
             for j, tok in enumerate(toks):
-                ax.text(j, i, tok.replace("\n", "\\n")[:6], ha="center", va="center", fontsize=6.5)
+                ax.text(j, i, _cell_label(tok), ha="center", va="center", fontsize=6.5)
         ax.set(title=name, yticks=range(len(tokens)), xlabel="response token")
         fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
     fig.suptitle(title)
