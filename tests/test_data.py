@@ -185,3 +185,22 @@ def test_corpus_entropy_is_what_the_generator_draws(monkeypatch):
     assert exact - 0.1 < plug_in < exact, (plug_in, exact)  # the plug-in is biased low, by about K / 2n = 0.035
     monkeypatch.setattr(data, "_FILLER_CHANCE", 0.0)
     assert data.corpus_nats(1, 2, 2) < exact - 0.5  # the filler's choice counted
+
+
+def test_contamination_finds_a_leaked_prompt_and_a_stated_answer_and_the_course_has_neither():
+    from lablib import config, domain
+
+    cfg = config.load("lab07", ["profile=smoke"])
+    split = domain.instructions(cfg)
+    found = data.contamination(domain.corpus(cfg)[0], split.train, split.val)
+    assert found == {"prompts": [], "answers": []}
+    task = split.val[0]
+    leaky = data.contamination([f"Notes. {data.stated_answers(task.kind, task.numbers)[0]} More."],
+                               list(split.train) + [task], split.val)
+    assert leaky["prompts"] == [task] and leaky["answers"] == [task]
+    d = cfg.data
+    naive = data.make_corpus(4000, cfg.seed, d.min_numbers, d.max_numbers, d.max_value)
+    assert data.contamination(naive, split.train, split.val)["answers"]  # the redraw is what keeps them out
+    drawn = data.make_corpus(4000, cfg.seed, d.min_numbers, d.max_numbers, d.max_value,
+                             exclude=[(t.kind, t.numbers) for t in split.val])
+    assert not data.contamination(drawn, split.train, split.val)["answers"]

@@ -365,3 +365,13 @@ def user_turn(example) -> str:
 def pair_rows(pairs: Sequence[Pair]) -> List[Dict[str, str]]:
     """Pairs as preference-file rows (the inverse of :func:`pair_records`); the prompt is the user turn."""
     return [{"prompt": user_turn(p.example), "chosen": p.chosen, "rejected": p.rejected, "how": p.how} for p in pairs]
+
+
+def contamination(docs: Sequence[str], train: Sequence, held_out: Sequence) -> dict:
+    """Was any of the held-out set seen in training? ``prompts``: the held-out examples whose user turn is also a
+    training example's; ``answers``: the held-out tasks whose answer some document of ``docs`` states (one of
+    its :func:`stated_answers` sentences, word for word)."""
+    seen = {user_turn(e) for e in train}
+    text = "\n".join(docs)
+    return {"prompts": [e for e in held_out if user_turn(e) in seen],
+            "answers": [e for e in held_out if any(s in text for s in stated_answers(e.kind, e.numbers))]}
