@@ -135,7 +135,7 @@ def token_heatmap(tokens: list, values: dict, title: str):
         for i, toks in enumerate(tokens):
             for j, tok in enumerate(toks):
                 ax.text(j, i, _cell_label(tok), ha="center", va="center", fontsize=6.5)
-        ax.set(title=name, yticks=range(len(tokens)), xlabel="response token")
+        ax.set(title=name, yticks=range(len(tokens)), xticks=range(0, width, max(1, width // 12)), xlabel="response token")
         fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
     fig.suptitle(title)
     fig.tight_layout()
