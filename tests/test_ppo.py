@@ -343,3 +343,9 @@ def test_ppo_ptx_trains_on_lab_01s_documents_never_on_lab_07s():
     scored = leaderboard.plain_texts(lab07)
     assert scored == leaderboard.plain_texts(lab05)  # lab 05 scores forgetting on lab 07's documents
     assert not set(scored) & set(pretraining)
+
+
+def test_texts_without_a_ptx_coefficient_are_plain_ppo():
+    trainer = ppo.PPO(toy_policy(), toy_tokenizer(), lambda ex, texts: share_of_b(texts), lambda e: e, ppo_cfg(),
+                      stop_ids=[1], seed=0, ptx_texts=PTX_TEXTS)
+    assert "ptx_loss" not in trainer.step(["a c"] * 32)

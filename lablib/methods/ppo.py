@@ -151,7 +151,7 @@ class PPO:
         self.policy, self.tokenizer, self.cfg = policy, tokenizer, ppo_cfg
         self.reward_fn, self.prompt_fn, self.metrics = reward_fn, prompt_fn, dict(metrics or {})
         self.stop_ids = list(stop_ids)
-        self.ptx_texts = list(ptx_texts)
+        self.ptx_texts = list(ptx_texts) if ppo_cfg.ptx_coef > 0 else []  # gamma 0: plain PPO, texts or not
         if ppo_cfg.ptx_coef > 0 and not self.ptx_texts:
             raise ValueError(f"ppo.ptx_coef={ppo_cfg.ptx_coef} mixes in pretraining text, but no ptx_texts were given")
         torch.manual_seed(seed)
